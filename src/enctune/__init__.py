@@ -1,0 +1,23 @@
+"""enctune: adapt pre-trained sequence encoders to the tasks people have.
+
+    import enctune
+    run = enctune.train(data="examples/sst2", out="runs/sst2")
+    model = enctune.load("runs/sst2")
+    model.predict(["a gorgeous, witty film"])
+"""
+
+__version__ = "0.1.0"
+
+from .errors import UserError  # noqa: E402
+
+
+def __getattr__(name):
+    # Import torch-heavy modules only when used: `enctune --help` stays fast.
+    if name in ("train", "evaluate", "load", "embed", "predict_file"):
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(name)
+
+
+__all__ = ["UserError", "__version__", "embed", "evaluate", "load", "predict_file", "train"]

@@ -1,0 +1,245 @@
+"""The Python API: ``train``, ``evaluate``, ``load``, ``embed``. The CLI is a thin shell over it.
+
+``train`` runs read -> check -> encode -> adapt -> evaluate -> save:
+
+1. read and check the data (``data.load_splits``), with row-level errors;
+2. load the encoder (base model, no pre-training head) and tokenize every split;
+3. pick the strategy (``--strategy``, or the advisor's rule) and run it through the loop;
+4. evaluate on validation and test;
+5. write the run folder (``model/``, ``metrics.json``, ``config.json``) to a temporary
+   folder and rename it into place: a failed run leaves nothing behind.
+
+Raises ``UserError`` for every mistake the user can fix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import shutil
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import __version__, progress
+from .config import TrainConfig, make_config
+from .data import Examples, load_splits, load_texts
+from .encoders import Encoder
+from .encoders.cache import texts_hash
+from .errors import UserError
+from .model import head_logits
+from .model_folder import _replace_dir, atomic_write_text, find_model_folder, write_model_folder
+from .serve.predictor import Predictor
+from .serve.predictor import embed as _embed
+from .strategies import STRATEGIES, RunContext, choose_strategy
+from .tasks import TASKS
+from .training.precision import resolve_precision
+
+
+@dataclass
+class Run:
+    path: Path
+    metrics: dict
+    predictor: Predictor
+
+
+def load(path: str | os.PathLike, precision: str = "fp32") -> Predictor:
+    """A predictor from a run folder or its ``model/`` folder."""
+    return Predictor.load(path, precision=precision)
+
+
+def _check_out(out: Path) -> None:
+    if out.exists():
+        if not out.is_dir():
+            raise UserError(f"--out {out}: exists and is a file; expected a folder to write the run into.")
+        if any(out.iterdir()) and not ((out / "metrics.json").exists() or (out / "model").exists()):
+            raise UserError(f"--out {out}: a non-empty folder that is not an enctune run; choose another --out "
+                            "(enctune only replaces its own run folders).")
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def train(config: TrainConfig | None = None, config_file: str | None = None, **flags) -> Run:
+    """Adapt an encoder to a labelled data set and write a run folder. See the module docstring."""
+    cfg = config if config is not None else make_config(flags, config_file)
+    t_start = time.perf_counter()
+    out = Path(cfg.out)
+    _check_out(out)
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+
+    splits = load_splits(cfg.data, cfg.validation, cfg.test, cfg.text_column, cfg.text_pair_column,
+                         cfg.label_column, cfg.validation_fraction, cfg.seed)
+    encoder = Encoder.load(cfg.model, pooling=cfg.pooling, max_length=cfg.max_length, layer=cfg.layer,
+                           trust_remote_code=cfg.trust_remote_code)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    precision = resolve_precision(cfg.precision, device)
+    if precision == "bf16" and device == "cpu" and cfg.precision == "bf16":
+        from .training.precision import cpu_has_bf16
+
+        if not cpu_has_bf16():
+            warnings.warn("--precision bf16 on a CPU without native bf16 (AVX-512 BF16 / AMX): it will be slower "
+                          "than fp32.", UserWarning, stacklevel=2)
+
+    named = {"train": splits.train, "validation": splits.validation, "test": splits.test}
+    tokens = {k: encoder.tokenize(ex.texts, ex.pairs) for k, ex in named.items() if ex is not None}
+    truncated = {k: t.truncated for k, t in tokens.items()}
+    if any(truncated.values()):
+        warnings.warn("texts cut at --max-length " + str(encoder.max_length) + " tokens: " +
+                      ", ".join(f"{k} {v}" for k, v in truncated.items() if v), UserWarning, stacklevel=2)
+
+    task = TASKS[cfg.task](splits.labels, splits.label_type)
+    targets = {k: task.encode_labels(ex.labels) for k, ex in named.items() if ex is not None}
+    if cfg.class_weights == "balanced":
+        task.class_weights = task.balanced_weights(targets["train"], len(splits.labels))
+
+    strategy_name, reason = cfg.strategy, "chosen with --strategy"
+    if strategy_name == "auto":
+        n_params = sum(p.numel() for p in encoder.parameters())
+        strategy_name, reason = choose_strategy(splits.train.labels, int(tokens["train"].lengths().sum()),
+                                                n_params, cfg.epochs or STRATEGIES["full"].epochs)
+    progress.info(f"task {task.name}: {len(splits.labels)} labels; train {len(splits.train)}, validation "
+                  f"{len(splits.validation)}{' (carved from train)' if splits.validation_carved else ''}"
+                  f"{f', test {len(splits.test)}' if splits.test is not None else ''}")
+    progress.info(f"encoder {cfg.model} ({encoder.pooling} pooling, max length {encoder.max_length}, "
+                  f"{precision}); strategy {strategy_name}: {reason}")
+
+    ctx = RunContext(cfg, encoder, task, splits, tokens, targets, precision)
+    result = STRATEGIES[strategy_name]().run(ctx)
+
+    predictor = Predictor(encoder, result.head, task, {}, precision="fp32")
+    scores = {}
+    for split in ("validation", "test"):
+        ex = named[split]
+        if ex is None:
+            continue
+        if split in result.features:  # a frozen encoder: its features are already computed
+            logits = head_logits(result.head, result.features[split])
+        else:
+            logits = predictor.logits(ex.texts, ex.pairs)
+        scores[split] = task.metrics(logits, targets[split].numpy())
+
+    wall = time.perf_counter() - t_start
+    loop = result.loop
+    meta = {
+        **task.config(),
+        "pooling": encoder.pooling, "layer": encoder.layer, "max_length": encoder.max_length,
+        "dropout": cfg.dropout, "strategy": strategy_name, "base_model": cfg.model,
+        "columns": {"text": splits.columns.text, "pair": splits.columns.pair, "label": splits.columns.label},
+        "enctune_version": __version__,
+    }
+    predictor.meta = meta
+    metrics = {
+        "task": task.name, "strategy": strategy_name, "strategy_reason": reason,
+        "primary_metric": task.primary_metric,
+        "validation": scores.get("validation"), "test": scores.get("test"),
+        "history": loop.history,
+        "costs": {
+            "wall_seconds": round(wall, 2), "train_seconds": round(loop.seconds, 2),
+            "train_examples_per_second": round(loop.examples / max(loop.seconds, 1e-9), 1),
+            "train_examples_seen": loop.examples, "tokens_seen": loop.tokens, "steps": loop.steps,
+            "epochs_run": loop.epochs_run, "stopped_early": loop.stopped_early,
+            "peak_rss_mb": round(_peak_rss_mb(), 1), "precision": precision, "device": device,
+            "threads": torch.get_num_threads(), "truncated_texts": truncated, **result.costs,
+        },
+        "data": {
+            "files": splits.files, "labels": splits.labels, "validation_carved": splits.validation_carved,
+            "sizes": {k: len(ex) for k, ex in named.items() if ex is not None},
+            "fingerprints": {k: texts_hash(ex.texts, ex.pairs)[:16] for k, ex in named.items() if ex is not None},
+        },
+        "environment": {"enctune": __version__, "torch": torch.__version__, "python": platform.python_version()},
+    }
+    _write_run(out, encoder, result.head, meta, metrics, cfg)
+    progress.info(f"wrote {out}")
+    return Run(out, metrics, predictor)
+
+
+def _model_card(meta: dict, metrics: dict) -> str:
+    lines = [f"# enctune model: {meta['task']}", "",
+             f"- base encoder: `{meta['base_model']}` ({meta['pooling']} pooling, max length {meta['max_length']})",
+             f"- strategy: `{meta['strategy']}` ({metrics['strategy_reason']})",
+             f"- labels: {', '.join(str(x) for x in meta['labels'])}"]
+    for split in ("validation", "test"):
+        if metrics.get(split):
+            m = metrics[split]
+            lines.append(f"- {split}: accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}")
+    lines += ["", "Load it with `enctune.load(path)` or `enctune predict path TEXT...`.", ""]
+    return "\n".join(lines)
+
+
+def _write_run(out: Path, encoder, head, meta: dict, metrics: dict, cfg: TrainConfig) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    try:
+        write_model_folder(tmp / "model", encoder, head, meta, _model_card(meta, metrics))
+        atomic_write_text(tmp / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+        atomic_write_text(tmp / "config.json", json.dumps(cfg.model_dump(), indent=2) + "\n")
+        _replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def evaluate(path: str | os.PathLike, data: str | os.PathLike, text_column: str | None = None,
+             pair_column: str | None = None, label_column: str | None = None, batch_size: int = 64) -> dict:
+    """Metrics of a trained model on a labelled file."""
+    from .data.dataset import examples_from_table, infer_columns
+    from .data.readers import read_table
+
+    predictor = load(path)
+    cols = predictor.meta.get("columns", {})
+    table = read_table(data)
+    columns = infer_columns(table, text_column or _present(table, cols.get("text")),
+                            pair_column or _present(table, cols.get("pair")),
+                            label_column or _present(table, cols.get("label")))
+    ex = examples_from_table(table, columns)
+    known = set(predictor.labels)
+    for i, lab in enumerate(ex.labels):
+        if lab not in known:
+            raise UserError(f"{ex.where(i)}, column '{columns.label}': label '{lab}' is not one the model knows "
+                            f"({', '.join(predictor.labels)}).")
+    with progress.bar("evaluate", total=len(ex)) as pbar:
+        logits = predictor.logits(ex.texts, ex.pairs, batch_size, progress=pbar)
+    metrics = predictor.task.metrics(logits, predictor.task.encode_labels(ex.labels).numpy())
+    return {"n": len(ex), **metrics}
+
+
+def _present(table, name: str | None) -> str | None:
+    return name if name and name in table.columns else None
+
+
+def predict_file(path: str | os.PathLike, input_file: str | os.PathLike, text_column: str | None = None,
+                 pair_column: str | None = None, batch_size: int = 64) -> list[dict]:
+    predictor = load(path)
+    ex = load_texts(input_file, text_column, pair_column)
+    with progress.bar("predict", total=len(ex)) as pbar:
+        logits = predictor.logits(ex.texts, ex.pairs, batch_size, progress=pbar)
+    return predictor.task.decode(logits)
+
+
+def embed(model: str, texts: list[str] | Examples, layer: int | None = None, pooling: str | None = None,
+          max_length: int | None = None, batch_size: int = 64, precision: str = "fp32") -> np.ndarray:
+    """Pooled representations (N, H) from a pre-trained encoder name/folder or a trained run folder."""
+    ex = texts if isinstance(texts, Examples) else Examples(list(texts), None, None)
+    p = Path(str(model))
+    try:
+        folder = find_model_folder(p) if p.is_dir() else None
+    except UserError:
+        folder = None
+    if folder is not None:
+        pred = load(folder)
+        encoder = pred.encoder
+    else:
+        encoder = Encoder.load(model, pooling=pooling, max_length=max_length)
+    with progress.bar("embed", total=len(ex)) as pbar:
+        return _embed(encoder, ex.texts, ex.pairs, layer, pooling, batch_size, resolve_precision(precision),
+                      progress=pbar)

@@ -1,0 +1,249 @@
+"""The command line: a thin shell over ``enctune.api``.
+
+Every user mistake is a ``UserError``: its message goes to stderr and the exit code is 2,
+without a traceback. Progress goes to stderr; results (and ``--json``) to stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .errors import UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Adapt pre-trained sequence encoders: train, evaluate, predict, embed.")
+
+Opt = typer.Option
+
+
+def _setup(quiet: bool) -> None:
+    from . import progress
+
+    progress.set_quiet(quiet)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if not quiet:
+            print(f"warning: {message}", file=sys.stderr)
+
+    warnings.showwarning = show
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+
+
+@app.command()
+def train(
+    data: Optional[str] = Opt(None, "--data", help="A data file (train) or a folder with train/validation/test files."),
+    out: Optional[str] = Opt(None, "--out", help="Run folder to write [default: runs/latest]."),
+    validation: Optional[str] = Opt(None, "--validation", help="Validation file (else carved from train)."),
+    test: Optional[str] = Opt(None, "--test", help="Test file, evaluated at the end of the run."),
+    model: Optional[str] = Opt(None, "--model", help="Encoder: 'default', a local folder or a hub id."),
+    task: Optional[str] = Opt(None, "--task", help="classify."),
+    strategy: Optional[str] = Opt(None, "--strategy", help="auto, full or probe [default: auto]."),
+    text_column: Optional[str] = Opt(None, "--text-column"),
+    text_pair_column: Optional[str] = Opt(None, "--text-pair-column"),
+    label_column: Optional[str] = Opt(None, "--label-column"),
+    epochs: Optional[int] = Opt(None, "--epochs"),
+    batch_size: Optional[int] = Opt(None, "--batch-size"),
+    lr: Optional[float] = Opt(None, "--lr"),
+    max_length: Optional[int] = Opt(None, "--max-length"),
+    seed: Optional[int] = Opt(None, "--seed"),
+    precision: Optional[str] = Opt(None, "--precision", help="auto, fp32 or bf16."),
+    pooling: Optional[str] = Opt(None, "--pooling", help="cls, mean, max or last [default: the encoder's]."),
+    layer: Optional[int] = Opt(None, "--layer", help="Encoder layer to pool (0 = embeddings, -1 = last)."),
+    class_weights: Optional[str] = Opt(None, "--class-weights", help="none or balanced."),
+    dropout: Optional[float] = Opt(None, "--dropout"),
+    weight_decay: Optional[float] = Opt(None, "--weight-decay"),
+    warmup_ratio: Optional[float] = Opt(None, "--warmup-ratio"),
+    grad_accum: Optional[int] = Opt(None, "--grad-accum"),
+    patience: Optional[int] = Opt(None, "--patience", help="Evaluations without improvement before stopping."),
+    eval_every: Optional[int] = Opt(None, "--eval-every", help="Evaluate every N optimizer steps."),
+    validation_fraction: Optional[float] = Opt(None, "--validation-fraction"),
+    trust_remote_code: Optional[bool] = Opt(None, "--trust-remote-code", help="Allow model code from the folder."),
+    config: Optional[str] = Opt(None, "--config", help="YAML or JSON file with the same option names."),
+    quiet: bool = Opt(False, "--quiet", "-q"),
+    as_json: bool = Opt(False, "--json", help="Print the run's metrics as JSON."),
+):
+    """Adapt an encoder to labelled data and write a run folder (model/, metrics.json, config.json)."""
+    _setup(quiet or as_json)
+    from . import api
+    from .config import make_config
+
+    flags = {k: v for k, v in locals().items() if k not in ("config", "quiet", "as_json", "api", "make_config")}
+    cfg = make_config(flags, config)
+    run = api.train(cfg)
+    if as_json:
+        print(json.dumps(run.metrics))
+    else:
+        _print_metrics(run.metrics)
+
+
+def _print_metrics(metrics: dict) -> None:
+    for split in ("validation", "test"):
+        m = metrics.get(split)
+        if m:
+            print(f"{split}: accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}")
+    c = metrics["costs"]
+    print(f"strategy {metrics['strategy']}; {c['wall_seconds']:.1f} s wall, {c['train_examples_per_second']:.0f} "
+          f"train examples/s, peak memory {c['peak_rss_mb']:.0f} MB, {c['trainable_params']:,} of "
+          f"{c['total_params']:,} parameters trained")
+
+
+@app.command()
+def evaluate(
+    run: str = typer.Argument(..., help="Run folder (or its model/ folder)."),
+    data: str = Opt(..., "--data", help="Labelled file to score."),
+    text_column: Optional[str] = Opt(None, "--text-column"),
+    text_pair_column: Optional[str] = Opt(None, "--text-pair-column"),
+    label_column: Optional[str] = Opt(None, "--label-column"),
+    batch_size: int = Opt(64, "--batch-size", min=1),
+    quiet: bool = Opt(False, "--quiet", "-q"),
+    as_json: bool = Opt(False, "--json", help="Print the metrics as one JSON object."),
+):
+    """Score a trained model on a labelled file."""
+    _setup(quiet or as_json)
+    from . import api
+
+    m = api.evaluate(run, data, text_column, text_pair_column, label_column, batch_size)
+    if as_json:
+        print(json.dumps(m))
+        return
+    print(f"examples {m['n']}  accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}")
+    print(f"{'label':<20} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>8}")
+    for lab, s in m["per_class"].items():
+        print(f"{lab:<20} {s['precision']:>9.4f} {s['recall']:>9.4f} {s['f1']:>9.4f} {s['support']:>8}")
+
+
+def _write_atomic(path: Path, write) -> None:
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@app.command()
+def predict(
+    run: str = typer.Argument(..., help="Run folder (or its model/ folder)."),
+    texts: Optional[list[str]] = typer.Argument(None, help="Texts to classify."),
+    input_file: Optional[str] = Opt(None, "--input", help="File of texts (jsonl, csv, tsv, json, parquet, txt)."),
+    output: Optional[str] = Opt(None, "--output", help="Write predictions here as JSON lines."),
+    text_column: Optional[str] = Opt(None, "--text-column"),
+    text_pair_column: Optional[str] = Opt(None, "--text-pair-column"),
+    batch_size: int = Opt(64, "--batch-size", min=1),
+    quiet: bool = Opt(False, "--quiet", "-q"),
+    as_json: bool = Opt(False, "--json", help="Print a JSON array of {label, probabilities}."),
+):
+    """Predict labels and probabilities for texts given inline or in a file."""
+    _setup(quiet or as_json)
+    from . import api
+
+    if texts and input_file:
+        raise UserError("give texts on the command line or --input FILE, not both.")
+    if not texts and not input_file:
+        raise UserError("nothing to predict: give texts, or --input FILE.")
+    if output and Path(output).suffix.lower() not in (".jsonl", ".ndjson"):
+        raise UserError(f"--output {output}: expected a .jsonl file.")
+    if input_file:
+        preds = api.predict_file(run, input_file, text_column, text_pair_column, batch_size)
+        shown = None
+    else:
+        preds = api.load(run).predict(texts, batch_size=batch_size)
+        shown = texts
+    if output:
+        def write(tmp):
+            with open(tmp, "w", encoding="utf-8") as f:
+                for p in preds:
+                    f.write(json.dumps(p) + "\n")
+
+        _write_atomic(Path(output), write)
+        if not as_json and not quiet:
+            print(f"wrote {len(preds)} predictions to {output}", file=sys.stderr)
+    if as_json:
+        print(json.dumps(preds))
+    elif not output:
+        for i, p in enumerate(preds):
+            probs = "  ".join(f"{k}={v:.3f}" for k, v in p["probabilities"].items())
+            head = f"{shown[i]!r}: " if shown else ""
+            print(f"{head}{p['label']}  ({probs})")
+
+
+EMBED_FORMATS = (".npy", ".parquet", ".jsonl")
+
+
+@app.command()
+def embed(
+    model: str = Opt("default", "--model", help="Encoder ('default', a folder, a hub id) or a trained run folder."),
+    input_file: str = Opt(..., "--input", help="File of texts (jsonl, csv, tsv, json, parquet, txt)."),
+    output: str = Opt(..., "--output", help="Where to write vectors: .npy, .parquet or .jsonl."),
+    text_column: Optional[str] = Opt(None, "--text-column"),
+    text_pair_column: Optional[str] = Opt(None, "--text-pair-column"),
+    layer: Optional[int] = Opt(None, "--layer", help="0 = embeddings, -1 = last [default: the model's]."),
+    pooling: Optional[str] = Opt(None, "--pooling", help="cls, mean, max or last [default: the model's]."),
+    max_length: Optional[int] = Opt(None, "--max-length", min=8),
+    batch_size: int = Opt(64, "--batch-size", min=1),
+    quiet: bool = Opt(False, "--quiet", "-q"),
+):
+    """Write pooled sequence representations of every text."""
+    _setup(quiet)
+    from . import api
+    from .data import load_texts
+
+    suffix = Path(output).suffix.lower()
+    if suffix not in EMBED_FORMATS:
+        raise UserError(f"--output {output}: unknown format; expected one of {', '.join(EMBED_FORMATS)}.")
+    ex = load_texts(input_file, text_column, text_pair_column)
+    vectors = api.embed(model, ex, layer=layer, pooling=pooling, max_length=max_length, batch_size=batch_size)
+
+    def write(tmp):
+        import numpy as np
+
+        if suffix == ".npy":
+            with open(tmp, "wb") as f:
+                np.save(f, vectors, allow_pickle=False)
+        elif suffix == ".parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            pq.write_table(pa.table({"text": ex.texts, "embedding": list(vectors)}), tmp)
+        else:
+            with open(tmp, "w", encoding="utf-8") as f:
+                for t, v in zip(ex.texts, vectors):
+                    f.write(json.dumps({"text": t, "embedding": [round(float(x), 7) for x in v]}) + "\n")
+
+    _write_atomic(Path(output), write)
+    if not quiet:
+        print(f"wrote {vectors.shape[0]} x {vectors.shape[1]} vectors to {output}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        app(args=argv, prog_name="enctune")  # usage errors: Typer prints them and exits with 2
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except UserError as e:
+        print(f"error: {e.message}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

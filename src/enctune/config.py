@@ -1,0 +1,113 @@
+"""Typed run configuration: defaults, a YAML/JSON file, then command-line flags, in that order.
+
+Every field is validated where it enters; an unknown key in a config file is an error, not
+a silent default. ``None`` for epochs/lr/batch size means "the strategy's default".
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import UserError
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    data: str
+    out: str = "runs/latest"
+    validation: str | None = None
+    test: str | None = None
+    model: str = "default"
+    task: Literal["classify"] = "classify"
+    strategy: Literal["auto", "full", "probe"] = "auto"
+    text_column: str | None = None
+    text_pair_column: str | None = None
+    label_column: str | None = None
+    epochs: int | None = Field(default=None, ge=1, le=10_000)
+    batch_size: int | None = Field(default=None, ge=1, le=65_536)
+    lr: float | None = Field(default=None, gt=0, lt=10)
+    max_length: int = Field(default=256, ge=8, le=32_768)
+    seed: int = Field(default=42, ge=0)
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    pooling: Literal["cls", "mean", "max", "last"] | None = None
+    layer: int = Field(default=-1, ge=-1)
+    class_weights: Literal["none", "balanced"] = "none"
+    dropout: float = Field(default=0.1, ge=0, lt=1)
+    weight_decay: float = Field(default=0.01, ge=0)
+    warmup_ratio: float = Field(default=0.1, ge=0, lt=1)
+    grad_accum: int = Field(default=1, ge=1)
+    max_grad_norm: float = Field(default=1.0, ge=0)
+    patience: int = Field(default=3, ge=1)
+    eval_every: int | None = Field(default=None, ge=1)
+    validation_fraction: float = Field(default=0.1, gt=0, lt=0.9)
+    trust_remote_code: bool = False
+
+    @field_validator("data", "out")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not str(v).strip():
+            raise ValueError("must not be empty")
+        return v
+
+
+def _flag(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def _explain(e: ValidationError, source: str) -> UserError:
+    parts = []
+    for err in e.errors():
+        field = ".".join(str(x) for x in err["loc"]) or "config"
+        name = _flag(field) if source == "flags" else f"'{field}'"
+        value = err.get("input")
+        if err["type"] == "extra_forbidden":
+            parts.append(f"{name}: unknown option")
+        else:
+            parts.append(f"{name}={value!r}: {err['msg']}")
+    where = "invalid option value" if source == "flags" else f"{source}: invalid config"
+    return UserError(f"{where}: " + "; ".join(parts) + ".")
+
+
+def read_config_file(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such config file.")
+    text = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        if path.suffix.lower() == ".json":
+            obj = json.loads(text)
+        else:
+            import yaml
+
+            obj = yaml.safe_load(text)
+    except Exception as e:
+        raise UserError(f"{path}: could not parse the config file ({e}).") from None
+    if obj is None:
+        return {}
+    if not isinstance(obj, dict):
+        raise UserError(f"{path}: expected a mapping of option names to values.")
+    return {str(k).replace("-", "_"): v for k, v in obj.items()}
+
+
+def make_config(flags: dict, config_file: str | None = None) -> TrainConfig:
+    """Merge defaults <- config file <- flags that were given (not None)."""
+    merged: dict = {}
+    if config_file:
+        file_values = read_config_file(config_file)
+        try:
+            TrainConfig.model_validate({"data": "x", **file_values})
+        except ValidationError as e:
+            raise _explain(e, str(config_file)) from None
+        merged.update(file_values)
+    merged.update({k: v for k, v in flags.items() if v is not None})
+    if "data" not in merged:
+        raise UserError("missing --data: give a data file or a folder with train/validation/test files.")
+    try:
+        return TrainConfig.model_validate(merged)
+    except ValidationError as e:
+        raise _explain(e, "flags") from None

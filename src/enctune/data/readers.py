@@ -1,0 +1,188 @@
+"""Readers: one file (CSV, TSV, JSONL, JSON, Parquet) into a list of records.
+
+Every record is a plain dict; each reader also returns the line (or row) number of
+every record so that later checks can name the place of a mistake. Bytes that are not
+UTF-8, rows that do not parse and empty files are reported with the file and the line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import UserError
+
+FORMATS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".txt": "txt",
+}
+
+
+@dataclass
+class Table:
+    """Records read from one file, with the line number each came from."""
+
+    path: Path
+    records: list[dict]
+    lines: list[int]
+    columns: list[str] = field(default_factory=list)
+
+    def where(self, i: int) -> str:
+        """'file, line N' for record i, as error messages name it."""
+        unit = "row" if self.path.suffix.lower() in (".parquet", ".pq") else "line"
+        return f"{self.path}, {unit} {self.lines[i]}"
+
+
+def detect_format(path: Path) -> str:
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise UserError(
+            f"{path}: unknown format '{path.suffix or '(no extension)'}'. "
+            f"Expected one of: {', '.join(sorted(FORMATS))}."
+        )
+    return fmt
+
+
+def _decode(path: Path, raw: bytes) -> str:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise UserError(
+            f"{path}, line {line}: bytes that are not UTF-8 (byte 0x{raw[e.start]:02x} at offset {e.start}). "
+            "Save the file as UTF-8 (for example: iconv -f latin1 -t utf-8 IN > OUT)."
+        ) from None
+    return text.removeprefix("\ufeff")
+
+
+def read_table(path: str | Path) -> Table:
+    """Read one data file into records. Raises UserError for anything unreadable."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: no such file.")
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder; expected a data file here.")
+    fmt = detect_format(path)
+    if fmt == "parquet":
+        table = _read_parquet(path)
+    else:
+        raw = path.read_bytes()
+        if not raw.strip():
+            raise UserError(f"{path}: the file is empty; expected at least one example.")
+        text = _decode(path, raw)
+        reader = {"csv": _read_delimited, "tsv": _read_delimited, "jsonl": _read_jsonl, "json": _read_json,
+                  "txt": _read_txt}[fmt]
+        table = reader(path, text, fmt) if fmt in ("csv", "tsv") else reader(path, text)
+    if not table.records:
+        raise UserError(f"{path}: no examples found; expected at least one row.")
+    if not table.columns:
+        seen: dict[str, None] = {}
+        for r in table.records:
+            for k in r:
+                seen.setdefault(k, None)
+        table.columns = list(seen)
+    return table
+
+
+def _read_delimited(path: Path, text: str, fmt: str) -> Table:
+    delimiter = "\t" if fmt == "tsv" else ","
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise UserError(f"{path}, line {line}: contains a NUL byte; expected plain text {fmt.upper()}.")
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = next(reader)
+    except csv.Error as e:
+        raise UserError(f"{path}, line 1: could not parse the header ({e}).") from None
+    header = [h.strip() for h in header]
+    if not any(header):
+        raise UserError(f"{path}, line 1: the header is empty; expected column names on the first line.")
+    dupes = sorted({h for h in header if header.count(h) > 1})
+    if dupes:
+        raise UserError(f"{path}, line 1: column names appear twice: {', '.join(dupes)}.")
+    records, lines = [], []
+    while True:
+        start = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as e:
+            raise UserError(f"{path}, line {start}: could not parse the row ({e}); check the quoting.") from None
+        if not row or all(not c.strip() for c in row):
+            continue
+        if len(row) != len(header):
+            raise UserError(
+                f"{path}, line {start}: {len(row)} fields, but the header has {len(header)} "
+                f"({', '.join(header)}). Quote fields that contain '{'TAB' if fmt == 'tsv' else delimiter}'."
+            )
+        records.append(dict(zip(header, row)))
+        lines.append(start)
+    return Table(path, records, lines, header)
+
+
+def _read_jsonl(path: Path, text: str) -> Table:
+    records, lines = [], []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except (json.JSONDecodeError, RecursionError) as e:
+            msg = e.msg if isinstance(e, json.JSONDecodeError) else "nested too deeply"
+            raise UserError(f"{path}, line {n}: not valid JSON ({msg}); expected one JSON object per line.") from None
+        if not isinstance(obj, dict):
+            raise UserError(f"{path}, line {n}: expected a JSON object per line, found {type(obj).__name__}.")
+        records.append(obj)
+        lines.append(n)
+    return Table(path, records, lines)
+
+
+def _read_json(path: Path, text: str) -> Table:
+    try:
+        obj = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as e:
+        if isinstance(e, RecursionError):
+            raise UserError(f"{path}: JSON nested too deeply.") from None
+        raise UserError(f"{path}, line {e.lineno}: not valid JSON ({e.msg}).") from None
+    if isinstance(obj, dict):
+        lists = [k for k, v in obj.items() if isinstance(v, list)]
+        if len(lists) == 1:
+            obj = obj[lists[0]]
+    if not isinstance(obj, list):
+        raise UserError(f"{path}: expected a JSON array of records (objects), found {type(obj).__name__}.")
+    for i, r in enumerate(obj):
+        if not isinstance(r, dict):
+            raise UserError(f"{path}, record {i + 1}: expected a JSON object, found {type(r).__name__}.")
+    # JSON arrays have no useful line numbers: number the records instead.
+    return Table(path, obj, list(range(1, len(obj) + 1)))
+
+
+def _read_txt(path: Path, text: str) -> Table:
+    records, lines = [], []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            records.append({"text": line})
+            lines.append(n)
+    return Table(path, records, lines, ["text"])
+
+
+def _read_parquet(path: Path) -> Table:
+    import pyarrow.parquet as pq
+
+    try:
+        t = pq.read_table(path)
+    except Exception as e:  # pyarrow raises several types for a bad file
+        raise UserError(f"{path}: not a readable Parquet file ({e}).") from None
+    records = t.to_pylist()
+    return Table(path, records, list(range(1, len(records) + 1)), list(t.column_names))

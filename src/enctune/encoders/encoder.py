@@ -1,0 +1,168 @@
+"""The Encoder: tokenizer + base model (no pre-training head) + pooling.
+
+``Encoder.forward`` maps a padded batch to pooled vectors (B, H) for training;
+``Encoder.encode`` runs the frozen encoder over many texts in length-sorted batches and
+returns NumPy features, for probing, caching and ``enctune embed``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import UserError
+from .pooling import POOLINGS
+from .resolve import default_pooling, fingerprint, is_causal, resolve_encoder
+
+
+@dataclass
+class Tokenized:
+    """Token ids per example (unpadded) and how many were cut at max_length."""
+
+    input_ids: list[list[int]]
+    token_type_ids: list[list[int]] | None
+    truncated: int
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    def lengths(self) -> np.ndarray:
+        return np.fromiter((len(x) for x in self.input_ids), dtype=np.int64, count=len(self.input_ids))
+
+
+class Encoder(nn.Module):
+    def __init__(self, model: nn.Module, tokenizer, pooling: str, source: str, max_length: int,
+                 layer: int = -1):
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise UserError(f"--pooling '{pooling}': unknown. Expected one of: {', '.join(POOLINGS)}.")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.pooling = pooling
+        self.source = source
+        self.max_length = max_length
+        n_layers = self.num_layers
+        if not -1 <= layer <= n_layers:
+            raise UserError(f"--layer {layer}: this encoder has layers 0 (embeddings) to {n_layers}; "
+                            "-1 means the last.")
+        self.layer = layer
+
+    # ---- construction -------------------------------------------------------------------
+    @classmethod
+    def load(cls, name: str = "default", pooling: str | None = None, max_length: int | None = None,
+             layer: int = -1, trust_remote_code: bool = False) -> Encoder:
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+        source = resolve_encoder(name)
+        try:
+            config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
+            tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+            # AutoModel is the base network: the MLM / LM pre-training head is never loaded.
+            model = AutoModel.from_pretrained(source, config=config, trust_remote_code=trust_remote_code)
+        except (OSError, ValueError) as e:
+            raise UserError(f"{source}: could not load the encoder ({e}).") from None
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+            if tokenizer.pad_token is None:
+                raise UserError(f"{source}: the tokenizer has no pad, eos or unk token to pad batches with.")
+        limit = min(x for x in (getattr(config, "max_position_embeddings", None), tokenizer.model_max_length, 8192)
+                    if isinstance(x, int) and x > 0)
+        max_length = min(max_length or 256, limit)
+        return cls(model, tokenizer, pooling or default_pooling(source, config), source, max_length, layer)
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    @property
+    def num_layers(self) -> int:
+        return int(getattr(self.model.config, "num_hidden_layers", 0) or 0)
+
+    @property
+    def causal(self) -> bool:
+        return is_causal(self.model.config)
+
+    def fingerprint(self) -> str:
+        return fingerprint(self.source)
+
+    # ---- tokenisation and batching ------------------------------------------------------
+    def tokenize(self, texts: list[str], pairs: list[str] | None = None) -> Tokenized:
+        tok = self.tokenizer
+        args = (texts, pairs) if pairs is not None else (texts,)
+        quiet = logging.getLogger("transformers.tokenization_utils_base")
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)  # the untruncated pass would warn about long inputs
+        try:
+            full = tok(*args, add_special_tokens=True, truncation=False)["input_ids"]
+            enc = tok(*args, add_special_tokens=True, truncation=True, max_length=self.max_length)
+        finally:
+            quiet.setLevel(level)
+        truncated = sum(len(x) > self.max_length for x in full)
+        tt = enc.get("token_type_ids") if "token_type_ids" in tok.model_input_names else None
+        return Tokenized(enc["input_ids"], tt, truncated)
+
+    def collate(self, tokens: Tokenized, idx) -> dict[str, torch.Tensor]:
+        """Pad the examples ``idx`` to the longest among them; pads on the tokenizer's side."""
+        seqs = [tokens.input_ids[i] for i in idx]
+        width = max(len(s) for s in seqs)
+        left = self.tokenizer.padding_side == "left"
+        pad = self.tokenizer.pad_token_id
+        ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        tt = torch.zeros((len(seqs), width), dtype=torch.long) if tokens.token_type_ids is not None else None
+        for r, (i, s) in enumerate(zip(idx, seqs)):
+            sl = slice(width - len(s), width) if left else slice(0, len(s))
+            ids[r, sl] = torch.tensor(s)
+            mask[r, sl] = 1
+            if tt is not None:
+                tt[r, sl] = torch.tensor(tokens.token_type_ids[i])
+        batch = {"input_ids": ids, "attention_mask": mask}
+        if tt is not None:
+            batch["token_type_ids"] = tt
+        return batch
+
+    # ---- forward --------------------------------------------------------------------------
+    def hidden(self, input_ids, attention_mask, token_type_ids=None, layers: list[int] | None = None):
+        """Hidden states (B, T, H) of each requested layer (-1: last)."""
+        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None:
+            kwargs["token_type_ids"] = token_type_ids
+        layers = layers if layers is not None else [self.layer]
+        need_all = any(ly != -1 for ly in layers)
+        out = self.model(**kwargs, output_hidden_states=need_all)
+        return [out.last_hidden_state if ly == -1 else out.hidden_states[ly] for ly in layers]
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None) -> torch.Tensor:
+        (h,) = self.hidden(input_ids, attention_mask, token_type_ids)
+        return POOLINGS[self.pooling](h, attention_mask)  # (B, H)
+
+    @torch.inference_mode()
+    def encode(self, tokens: Tokenized, layers: list[int] | None = None, poolings: list[str] | None = None,
+               batch_size: int = 64, precision: str = "fp32", progress=None) -> dict[tuple[int, str], np.ndarray]:
+        """Pooled features for every example, per (layer, pooling), in input order (float32)."""
+        from ..training.precision import autocast
+
+        layers = layers if layers is not None else [self.layer]
+        poolings = poolings or [self.pooling]
+        was_training = self.training
+        self.eval()
+        device = next(self.model.parameters()).device
+        order = np.argsort(-tokens.lengths(), kind="stable")  # longest first: peak memory shows at once
+        out = {(ly, p): np.zeros((len(tokens), self.hidden_size), dtype=np.float32)
+               for ly in layers for p in poolings}
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            batch = {k: v.to(device) for k, v in self.collate(tokens, idx).items()}
+            with autocast(device.type, precision):
+                hs = self.hidden(**batch, layers=layers)
+            for ly, h in zip(layers, hs):
+                for p in poolings:
+                    out[(ly, p)][idx] = POOLINGS[p](h.float(), batch["attention_mask"]).cpu().numpy()
+            if progress is not None:
+                progress(len(idx))
+        self.train(was_training)
+        return out

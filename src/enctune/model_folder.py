@@ -1,0 +1,105 @@
+"""The model folder: one writer and one reader, shared by every strategy and task.
+
+Layout (safetensors and JSON only; nothing is unpickled on load)::
+
+    model/
+      enctune.json        task, labels, pooling, layer, max length, columns, strategy, versions
+      head.safetensors    the task head
+      encoder/            the encoder: config.json, model.safetensors, tokenizer files
+      README.md           a short model card
+
+``write_model_folder`` writes into a temporary sibling folder and renames it into place,
+so a crash leaves the old folder or none, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from .errors import UserError
+
+FORMAT_VERSION = 1
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_model_folder(folder: Path, encoder, head, meta: dict, card: str) -> None:
+    """Write encoder, head, tokenizer and metadata into ``folder`` (replaced atomically)."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
+    try:
+        encoder.model.save_pretrained(tmp / "encoder", safe_serialization=True)
+        encoder.tokenizer.save_pretrained(tmp / "encoder")
+        state = {k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}
+        save_file(state, str(tmp / "head.safetensors"), metadata={"format": "enctune-head"})
+        meta = {"format_version": FORMAT_VERSION, **meta}
+        (tmp / "enctune.json").write_text(json.dumps(meta, indent=2) + "\n")
+        (tmp / "README.md").write_text(card)
+        _replace_dir(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _replace_dir(src: Path, dst: Path) -> None:
+    """Move ``src`` to ``dst``; an existing ``dst`` is moved aside first and removed after."""
+    old = None
+    if dst.exists():
+        old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
+        os.replace(dst, old)
+    os.replace(src, dst)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def find_model_folder(path: str | Path) -> Path:
+    """The model folder inside a run folder, or the folder itself; UserError if neither."""
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"{p}: no such folder.")
+    for candidate in (p / "model", p):
+        if (candidate / "enctune.json").is_file():
+            return candidate
+    raise UserError(f"{p}: not an enctune model folder (no enctune.json here or in {p / 'model'}). "
+                    "Pass the --out folder of 'enctune train'.")
+
+
+def read_meta(folder: Path) -> dict:
+    f = folder / "enctune.json"
+    try:
+        meta = json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{f}: unreadable ({e}).") from None
+    for key in ("task", "labels", "pooling", "max_length"):
+        if key not in meta:
+            raise UserError(f"{f}: missing '{key}'; the model folder is damaged.")
+    return meta
+
+
+def read_head_state(folder: Path) -> dict:
+    from safetensors.torch import load_file
+
+    f = folder / "head.safetensors"
+    if not f.is_file():
+        raise UserError(f"{f}: missing; the model folder is damaged.")
+    try:
+        return load_file(str(f))
+    except Exception as e:
+        raise UserError(f"{f}: unreadable or truncated ({e}).") from None

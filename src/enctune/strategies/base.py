@@ -1,0 +1,70 @@
+"""What a strategy is handed and what it hands back.
+
+A strategy decides which parameters move (all, none, a head over cached features) and
+hands the one training loop a module to train. It returns the trained head, whether the
+encoder changed, the loop's record, and any features it cached (so evaluation can reuse
+them instead of running the encoder again).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..config import TrainConfig
+from ..data import Splits
+from ..encoders import Encoder, Tokenized
+from ..tasks import Task
+from ..training.loop import LoopResult
+
+
+@dataclass
+class RunContext:
+    cfg: TrainConfig
+    encoder: Encoder
+    task: Task
+    splits: Splits
+    tokens: dict[str, Tokenized]  # "train", "validation", optionally "test"
+    targets: dict[str, torch.Tensor]
+    precision: str
+
+
+@dataclass
+class StrategyResult:
+    head: nn.Module
+    loop: LoopResult
+    encoder_trained: bool
+    features: dict[str, np.ndarray] = field(default_factory=dict)  # split -> pooled features
+    costs: dict = field(default_factory=dict)
+
+
+class Strategy:
+    name: ClassVar[str]
+    epochs: ClassVar[int]
+    lr: ClassVar[float]
+    batch_size: ClassVar[int]
+
+    def run(self, ctx: RunContext) -> StrategyResult:
+        raise NotImplementedError
+
+    def hyper(self, cfg: TrainConfig) -> tuple[int, float, int]:
+        """Epochs, learning rate and batch size: the user's when given, else this strategy's."""
+        return cfg.epochs or self.epochs, cfg.lr or self.lr, cfg.batch_size or self.batch_size
+
+
+STRATEGIES: dict[str, type[Strategy]] = {}
+
+
+def register(cls: type[Strategy]) -> type[Strategy]:
+    STRATEGIES[cls.name] = cls
+    return cls
+
+
+def count_params(module: nn.Module) -> tuple[int, int]:
+    total = sum(p.numel() for p in module.parameters())
+    trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    return trainable, total

@@ -1,0 +1,75 @@
+"""``probe``: the encoder stays frozen; a head trains on cached pooled features.
+
+The encoder runs once over every split (length-sorted batches, inference mode) and its
+pooled outputs are cached on disk (see ``encoders.cache``); a second run on the same texts
+with the same encoder, pooling, layer and max length reads them back. The head then trains
+for many epochs in seconds on the features; encoder cost is 2 N FLOPs per token, once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from .. import progress
+from ..encoders.cache import cached_features
+from ..model import HeadModel, head_logits
+from ..training.loop import LoopConfig, fit
+from .base import RunContext, Strategy, StrategyResult, count_params, register
+from .full import non_embedding_params
+
+
+@register
+class ProbeStrategy(Strategy):
+    name = "probe"
+    epochs = 100
+    lr = 3e-3
+    batch_size = 32
+
+    def run(self, ctx: RunContext) -> StrategyResult:
+        cfg, enc, task = ctx.cfg, ctx.encoder, ctx.task
+        epochs, lr, batch_size = self.hyper(cfg)
+        for p in enc.parameters():
+            p.requires_grad_(False)
+        features, hits, tokens_encoded = {}, 0, 0
+        for split, ex in (("train", ctx.splits.train), ("validation", ctx.splits.validation),
+                          ("test", ctx.splits.test)):
+            if ex is None:
+                continue
+            tok = ctx.tokens[split]
+            with progress.bar(f"encode {split}", total=len(tok)) as pbar:
+                feats, hit = cached_features(enc, ex.texts, ex.pairs, tok, [enc.layer], [enc.pooling],
+                                             precision=ctx.precision, progress=pbar)
+            features[split] = feats[(enc.layer, enc.pooling)]
+            hits += hit
+            if not hit:
+                tokens_encoded += int(tok.lengths().sum())
+        progress.info(f"features: {hits} of {len(features)} split(s) from the cache")
+
+        head = task.build_head(enc.hidden_size, cfg.dropout)
+        model = HeadModel(head)
+        x = torch.from_numpy(features["train"])
+        y = ctx.targets["train"]
+        gen = torch.Generator().manual_seed(cfg.seed)
+        loader = DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=True, generator=gen,
+                            collate_fn=lambda rows: {"features": torch.stack([r[0] for r in rows]),
+                                                     "labels": torch.stack([r[1] for r in rows])})
+        val_x, val_y = features["validation"], ctx.targets["validation"].numpy()
+
+        def evaluate(m):
+            metrics = task.metrics(head_logits(m.head, val_x), val_y)
+            return metrics[task.primary_metric], {task.primary_metric: metrics[task.primary_metric]}
+
+        loop_cfg = LoopConfig(epochs=epochs, lr=lr, weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio,
+                              grad_accum=cfg.grad_accum, max_grad_norm=cfg.max_grad_norm,
+                              patience=max(cfg.patience, 10), precision="fp32", seed=cfg.seed,
+                              description="train head")
+        result = fit(model, loader, task.loss, evaluate, loop_cfg)
+        trainable, _ = count_params(head)
+        total = trainable + sum(p.numel() for p in enc.parameters())
+        costs = {"trainable_params": trainable, "total_params": total, "cache_hits": hits,
+                 "encode_tokens": tokens_encoded,
+                 "train_flops_estimate": 2 * non_embedding_params(enc) * tokens_encoded}
+        return StrategyResult(head=head, loop=result, encoder_trained=False,
+                              features={k: np.asarray(v) for k, v in features.items()}, costs=costs)

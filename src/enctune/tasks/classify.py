@@ -1,0 +1,70 @@
+"""``classify``: one label per text (or text pair).
+
+Head: dropout then a linear layer, logits z = W h + b with h the pooled vector (B, H).
+Loss: cross-entropy, optionally with class weights (``balanced``: w_c = N / (C * n_c),
+so every class contributes equally to the loss whatever its frequency).
+Metrics: accuracy, macro-F1, per-class precision/recall/F1/support, confusion matrix.
+Decoding: the arg-max label and the softmax probability of every label.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .base import Task, register
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+@register
+class ClassifyTask(Task):
+    name = "classify"
+    primary_metric = "accuracy"
+
+    def build_head(self, hidden_size: int, dropout: float = 0.1) -> nn.Module:
+        return nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden_size, len(self.labels)))
+
+    def encode_labels(self, labels: list[str]) -> torch.Tensor:
+        index = {lab: i for i, lab in enumerate(self.labels)}
+        return torch.tensor([index[lab] for lab in labels], dtype=torch.long)
+
+    @staticmethod
+    def balanced_weights(targets: torch.Tensor, n_classes: int) -> list[float]:
+        counts = torch.bincount(targets, minlength=n_classes).float().clamp(min=1)
+        return (counts.sum() / (n_classes * counts)).tolist()
+
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        weight = None
+        if self.class_weights is not None:
+            weight = torch.tensor(self.class_weights, dtype=logits.dtype, device=logits.device)
+        return F.cross_entropy(logits, targets, weight=weight)
+
+    def metrics(self, logits: np.ndarray, targets: np.ndarray) -> dict:
+        from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+        pred = logits.argmax(-1)
+        k = list(range(len(self.labels)))
+        p, r, f, s = precision_recall_fscore_support(targets, pred, labels=k, zero_division=0)
+        return {
+            "accuracy": float((pred == targets).mean()),
+            "macro_f1": float(f.mean()),
+            "per_class": {lab: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
+                                "support": int(s[i])} for i, lab in enumerate(self.labels)},
+            "confusion_matrix": confusion_matrix(targets, pred, labels=k).tolist(),
+        }
+
+    def output_label(self, i: int):
+        lab = self.labels[i]
+        return int(lab) if self.label_type == "int" else lab
+
+    def decode(self, logits: np.ndarray) -> list[dict]:
+        probs = softmax(logits.astype(np.float64))
+        return [{"label": self.output_label(int(row.argmax())),
+                 "probabilities": {lab: float(x) for lab, x in zip(self.labels, row)}} for row in probs]

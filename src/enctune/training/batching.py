@@ -1,0 +1,47 @@
+"""Length-bucketed batches: shuffle, then sort by length inside large pools.
+
+Real text is short and ragged; padding every row to a fixed length wastes most of the
+work. Sorting inside pools of ``pool_factor * batch_size`` examples keeps batches of
+similar lengths (little padding) while the order across batches stays random.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from torch.utils.data import Sampler
+
+
+class LengthBucketSampler(Sampler[list[int]]):
+    def __init__(self, lengths: np.ndarray, batch_size: int, seed: int, shuffle: bool = True,
+                 pool_factor: int = 50):
+        self.lengths = np.asarray(lengths)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.shuffle = shuffle
+        self.pool = batch_size * pool_factor
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def batches(self) -> list[list[int]]:
+        n = len(self.lengths)
+        if not self.shuffle:
+            order = np.argsort(-self.lengths, kind="stable")
+            return [order[i:i + self.batch_size].tolist() for i in range(0, n, self.batch_size)]
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(n)
+        out = []
+        for p in range(0, n, self.pool):
+            pool = order[p:p + self.pool]
+            pool = pool[np.argsort(-self.lengths[pool], kind="stable")]
+            out += [pool[i:i + self.batch_size].tolist() for i in range(0, len(pool), self.batch_size)]
+        rng.shuffle(out)  # batches of similar length, in random order
+        return out
+
+    def __iter__(self):
+        return iter(self.batches())
+
+    def __len__(self) -> int:
+        # pools are whole multiples of the batch size, so only the very last batch can be short
+        return (len(self.lengths) + self.batch_size - 1) // self.batch_size

@@ -1,0 +1,174 @@
+"""Training end to end on tiny random encoders: full and probe, reload, cache, seeds, embed."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import enctune
+from enctune.cli import main
+from enctune.encoders import Encoder
+
+from .conftest import make_rows, write_jsonl
+
+
+# Settings under which a tiny random encoder learns the toy task in a second or two.
+FAST = {"full": {"epochs": 8, "lr": 3e-3, "batch_size": 8, "patience": 20},
+        "probe": {"epochs": 40, "lr": 1e-2, "batch_size": 8, "patience": 40}}
+
+
+def _train(tiny, data, out, **kw):
+    kw.setdefault("epochs", 3)
+    return enctune.train(data=str(data), out=str(out), model=str(tiny), **kw)
+
+
+@pytest.mark.parametrize("strategy", ["full", "probe"])
+def test_train_writes_a_run_and_reload_predicts_identically(strategy, tiny_bert, sentiment_dir, tmp_path):
+    out = tmp_path / "run"
+    run = _train(tiny_bert, sentiment_dir, out, strategy=strategy, **FAST[strategy])
+    assert (out / "model" / "encoder" / "model.safetensors").is_file()
+    assert (out / "model" / "head.safetensors").is_file()
+    assert not list((out / "model").rglob("*.bin")) and not list((out / "model").rglob("*.pt"))
+    meta = json.loads((out / "model" / "enctune.json").read_text())
+    assert meta["labels"] == ["negative", "positive"] and meta["strategy"] == strategy
+    metrics = json.loads((out / "metrics.json").read_text())
+    # the toy task is learnable: far above the 0.5 of a constant guess
+    assert metrics["strategy"] == strategy and metrics["test"]["accuracy"] >= (0.85 if strategy == "full" else 0.7)
+    for key in ("wall_seconds", "train_examples_per_second", "tokens_seen", "peak_rss_mb", "trainable_params",
+                "total_params"):
+        assert key in metrics["costs"]
+    if strategy == "probe":
+        assert metrics["costs"]["trainable_params"] == 32 * 2 + 2
+    else:
+        assert metrics["costs"]["trainable_params"] == metrics["costs"]["total_params"]
+    texts = [r["text"] for r in make_rows(10, seed=9)]
+    before = run.predictor.predict_proba(texts)
+    after = enctune.load(out).predict_proba(texts)
+    np.testing.assert_array_equal(before, after)
+    assert json.loads((out / "config.json").read_text())["strategy"] == strategy
+
+
+def test_probe_reuses_the_feature_cache(tiny_bert, sentiment_dir, tmp_path):
+    a = _train(tiny_bert, sentiment_dir, tmp_path / "a", strategy="probe")
+    b = _train(tiny_bert, sentiment_dir, tmp_path / "b", strategy="probe")
+    assert a.metrics["costs"]["cache_hits"] == 0 and a.metrics["costs"]["encode_tokens"] > 0
+    assert b.metrics["costs"]["cache_hits"] == 3 and b.metrics["costs"]["encode_tokens"] == 0
+    assert a.metrics["test"] == b.metrics["test"]
+
+
+def test_corrupt_cache_entry_is_rebuilt(tiny_bert, sentiment_dir, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("ENCTUNE_CACHE", str(cache))
+    a = _train(tiny_bert, sentiment_dir, tmp_path / "a", strategy="probe")
+    for f in (cache / "features").glob("*.npy"):
+        f.write_bytes(f.read_bytes()[:50])
+    b = _train(tiny_bert, sentiment_dir, tmp_path / "b", strategy="probe")
+    assert b.metrics["costs"]["cache_hits"] == 0
+    assert a.metrics["test"] == b.metrics["test"]
+
+
+def test_same_seed_same_metrics(tiny_bert, sentiment_dir, tmp_path):
+    a = _train(tiny_bert, sentiment_dir, tmp_path / "a", strategy="full", epochs=2)
+    b = _train(tiny_bert, sentiment_dir, tmp_path / "b", strategy="full", epochs=2)
+    assert a.metrics["history"] == b.metrics["history"]
+    assert a.metrics["test"] == b.metrics["test"]
+
+
+def test_auto_picks_probe_for_tiny_classes(tiny_bert, tmp_path):
+    data = write_jsonl(tmp_path / "train.jsonl", make_rows(12))  # 6 per class
+    run = _train(tiny_bert, data, tmp_path / "run", epochs=2)
+    assert run.metrics["strategy"] == "probe" and "smallest class" in run.metrics["strategy_reason"]
+
+
+def test_class_weights_balanced(tiny_bert, tmp_path):
+    rows = make_rows(60)
+    rows = [r for r in rows if r["label"] == "positive"] + [r for r in rows if r["label"] == "negative"][:10]
+    data = write_jsonl(tmp_path / "train.jsonl", rows)
+    run = _train(tiny_bert, data, tmp_path / "run", strategy="probe", class_weights="balanced")
+    w = run.predictor.task.class_weights
+    assert w is not None and w[0] > w[1]  # the rarer 'negative' class weighs more
+
+
+def test_text_pair_and_integer_labels(tiny_bert, tmp_path):
+    rows = [{"premise": r["text"], "hypothesis": "the film", "label": int(r["label"] == "positive")}
+            for r in make_rows(60)]
+    data = write_jsonl(tmp_path / "train.jsonl", rows)
+    run = _train(tiny_bert, data, tmp_path / "run", strategy="probe", epochs=5)
+    model = enctune.load(tmp_path / "run")
+    pred = model.predict(["good film"], pairs=["the film"])
+    assert pred[0]["label"] in (0, 1)
+    assert set(pred[0]["probabilities"]) == {"0", "1"}
+    assert run.metrics["data"]["labels"] == ["0", "1"]
+    with pytest.raises(enctune.UserError, match="text pairs"):
+        model.predict(["good film"])
+
+
+def test_causal_encoder_uses_last_token_pooling(tiny_gpt2, sentiment_dir, tmp_path):
+    enc = Encoder.load(str(tiny_gpt2))
+    assert enc.pooling == "last"
+    run = _train(tiny_gpt2, sentiment_dir, tmp_path / "run", strategy="full", epochs=1)
+    assert json.loads((tmp_path / "run" / "model" / "enctune.json").read_text())["pooling"] == "last"
+    assert run.metrics["test"]["accuracy"] >= 0.0
+
+
+def test_config_file_is_overridden_by_flags(tiny_bert, sentiment_dir, tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"model: {tiny_bert}\nstrategy: probe\nepochs: 2\nseed: 7\n")
+    run = enctune.train(config_file=str(cfg), data=str(sentiment_dir), out=str(tmp_path / "r"), epochs=3)
+    saved = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert saved["strategy"] == "probe" and saved["seed"] == 7 and saved["epochs"] == 3
+    assert run.metrics["strategy"] == "probe"
+
+
+def test_cli_train_predict_evaluate_embed(tiny_bert, sentiment_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(sentiment_dir), "--out", str(out), "--model", str(tiny_bert),
+                 "--strategy", "probe", "--epochs", "5", "--quiet", "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["test"]["accuracy"] > 0.5
+    assert main(["predict", str(out), "good film", "bad film", "--json"]) == 0
+    preds = json.loads(capsys.readouterr().out)
+    assert len(preds) == 2 and set(preds[0]) == {"label", "probabilities"}
+    assert abs(sum(preds[0]["probabilities"].values()) - 1) < 1e-6
+    preds_file = tmp_path / "p.jsonl"
+    assert main(["predict", str(out), "--input", str(sentiment_dir / "test.jsonl"), "--output", str(preds_file),
+                 "-q"]) == 0
+    lines = preds_file.read_text().splitlines()
+    assert len(lines) == 40 and json.loads(lines[0])["label"] in ("positive", "negative")
+    assert main(["evaluate", str(out), "--data", str(sentiment_dir / "test.jsonl"), "--json"]) == 0
+    ev = json.loads(capsys.readouterr().out)
+    assert ev["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
+    for ext in ("npy", "jsonl", "parquet"):
+        vec = tmp_path / f"v.{ext}"
+        assert main(["embed", "--model", str(out), "--input", str(sentiment_dir / "test.jsonl"),
+                     "--output", str(vec), "-q"]) == 0
+        assert vec.is_file()
+    arr = np.load(tmp_path / "v.npy")
+    assert arr.shape == (40, 32)
+    first = json.loads((tmp_path / "v.jsonl").read_text().splitlines()[0])
+    np.testing.assert_allclose(first["embedding"], arr[0], atol=1e-5)
+
+
+def test_embed_layers_and_poolings(tiny_bert):
+    texts = ["good film", "a really dull and boring movie"]
+    emb0 = enctune.embed(str(tiny_bert), texts, layer=0, pooling="mean")
+    emb_last = enctune.embed(str(tiny_bert), texts, layer=-1, pooling="mean")
+    emb_cls = enctune.embed(str(tiny_bert), texts, pooling="cls")
+    assert emb0.shape == emb_last.shape == emb_cls.shape == (2, 32)
+    assert not np.allclose(emb0, emb_last) and not np.allclose(emb_cls, emb_last)
+    # a text embedded alone or in a batch with longer texts gets the same vector (padding is masked)
+    alone = enctune.embed(str(tiny_bert), texts[:1], pooling="mean")
+    np.testing.assert_allclose(alone[0], enctune.embed(str(tiny_bert), texts, pooling="mean")[0], atol=1e-5)
+    with pytest.raises(enctune.UserError, match="layers 0"):
+        enctune.embed(str(tiny_bert), texts, layer=7)
+
+
+def test_truncation_is_counted(tiny_bert, tmp_path):
+    rows = make_rows(40)
+    rows[0]["text"] = " ".join(["good"] * 200)
+    data = write_jsonl(tmp_path / "train.jsonl", rows)
+    with pytest.warns(UserWarning, match="cut at --max-length"):
+        run = _train(tiny_bert, data, tmp_path / "r", strategy="probe", epochs=1, max_length=16)
+    assert sum(run.metrics["costs"]["truncated_texts"].values()) == 1
