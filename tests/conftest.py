@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("ENCTUNE_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+def _isolated_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("ENCTUNE_CACHE", str(tmp_path / "feature-cache"))
 
 
 def _write_tokenizer(folder: Path):

@@ -13,7 +13,6 @@ from enctune.encoders import Encoder
 
 from .conftest import make_rows, write_jsonl
 
-
 # Settings under which a tiny random encoder learns the toy task in a second or two.
 FAST = {"full": {"epochs": 8, "lr": 3e-3, "batch_size": 8, "patience": 20},
         "probe": {"epochs": 40, "lr": 1e-2, "batch_size": 8, "patience": 40}}
@@ -125,7 +124,8 @@ def test_config_file_is_overridden_by_flags(tiny_bert, sentiment_dir, tmp_path):
 def test_cli_train_predict_evaluate_embed(tiny_bert, sentiment_dir, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", "--data", str(sentiment_dir), "--out", str(out), "--model", str(tiny_bert),
-                 "--strategy", "probe", "--epochs", "5", "--quiet", "--json"]) == 0
+                 "--strategy", "probe", "--epochs", "40", "--lr", "1e-2", "--batch-size", "8", "--quiet",
+                 "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["test"]["accuracy"] > 0.5
     assert main(["predict", str(out), "good film", "bad film", "--json"]) == 0

@@ -11,7 +11,6 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -42,34 +41,34 @@ def _setup(quiet: bool) -> None:
 
 @app.command()
 def train(
-    data: Optional[str] = Opt(None, "--data", help="A data file (train) or a folder with train/validation/test files."),
-    out: Optional[str] = Opt(None, "--out", help="Run folder to write [default: runs/latest]."),
-    validation: Optional[str] = Opt(None, "--validation", help="Validation file (else carved from train)."),
-    test: Optional[str] = Opt(None, "--test", help="Test file, evaluated at the end of the run."),
-    model: Optional[str] = Opt(None, "--model", help="Encoder: 'default', a local folder or a hub id."),
-    task: Optional[str] = Opt(None, "--task", help="classify."),
-    strategy: Optional[str] = Opt(None, "--strategy", help="auto, full or probe [default: auto]."),
-    text_column: Optional[str] = Opt(None, "--text-column"),
-    text_pair_column: Optional[str] = Opt(None, "--text-pair-column"),
-    label_column: Optional[str] = Opt(None, "--label-column"),
-    epochs: Optional[int] = Opt(None, "--epochs"),
-    batch_size: Optional[int] = Opt(None, "--batch-size"),
-    lr: Optional[float] = Opt(None, "--lr"),
-    max_length: Optional[int] = Opt(None, "--max-length"),
-    seed: Optional[int] = Opt(None, "--seed"),
-    precision: Optional[str] = Opt(None, "--precision", help="auto, fp32 or bf16."),
-    pooling: Optional[str] = Opt(None, "--pooling", help="cls, mean, max or last [default: the encoder's]."),
-    layer: Optional[int] = Opt(None, "--layer", help="Encoder layer to pool (0 = embeddings, -1 = last)."),
-    class_weights: Optional[str] = Opt(None, "--class-weights", help="none or balanced."),
-    dropout: Optional[float] = Opt(None, "--dropout"),
-    weight_decay: Optional[float] = Opt(None, "--weight-decay"),
-    warmup_ratio: Optional[float] = Opt(None, "--warmup-ratio"),
-    grad_accum: Optional[int] = Opt(None, "--grad-accum"),
-    patience: Optional[int] = Opt(None, "--patience", help="Evaluations without improvement before stopping."),
-    eval_every: Optional[int] = Opt(None, "--eval-every", help="Evaluate every N optimizer steps."),
-    validation_fraction: Optional[float] = Opt(None, "--validation-fraction"),
-    trust_remote_code: Optional[bool] = Opt(None, "--trust-remote-code", help="Allow model code from the folder."),
-    config: Optional[str] = Opt(None, "--config", help="YAML or JSON file with the same option names."),
+    data: str | None = Opt(None, "--data", help="A data file (train) or a folder with train/validation/test files."),
+    out: str | None = Opt(None, "--out", help="Run folder to write [default: runs/latest]."),
+    validation: str | None = Opt(None, "--validation", help="Validation file (else carved from train)."),
+    test: str | None = Opt(None, "--test", help="Test file, evaluated at the end of the run."),
+    model: str | None = Opt(None, "--model", help="Encoder: 'default', a local folder or a hub id."),
+    task: str | None = Opt(None, "--task", help="classify."),
+    strategy: str | None = Opt(None, "--strategy", help="auto, full or probe [default: auto]."),
+    text_column: str | None = Opt(None, "--text-column"),
+    text_pair_column: str | None = Opt(None, "--text-pair-column"),
+    label_column: str | None = Opt(None, "--label-column"),
+    epochs: int | None = Opt(None, "--epochs"),
+    batch_size: int | None = Opt(None, "--batch-size"),
+    lr: float | None = Opt(None, "--lr"),
+    max_length: int | None = Opt(None, "--max-length"),
+    seed: int | None = Opt(None, "--seed"),
+    precision: str | None = Opt(None, "--precision", help="auto, fp32 or bf16."),
+    pooling: str | None = Opt(None, "--pooling", help="cls, mean, max or last [default: the encoder's]."),
+    layer: int | None = Opt(None, "--layer", help="Encoder layer to pool (0 = embeddings, -1 = last)."),
+    class_weights: str | None = Opt(None, "--class-weights", help="none or balanced."),
+    dropout: float | None = Opt(None, "--dropout"),
+    weight_decay: float | None = Opt(None, "--weight-decay"),
+    warmup_ratio: float | None = Opt(None, "--warmup-ratio"),
+    grad_accum: int | None = Opt(None, "--grad-accum"),
+    patience: int | None = Opt(None, "--patience", help="Evaluations without improvement before stopping."),
+    eval_every: int | None = Opt(None, "--eval-every", help="Evaluate every N optimizer steps."),
+    validation_fraction: float | None = Opt(None, "--validation-fraction"),
+    trust_remote_code: bool | None = Opt(None, "--trust-remote-code", help="Allow model code from the folder."),
+    config: str | None = Opt(None, "--config", help="YAML or JSON file with the same option names."),
     quiet: bool = Opt(False, "--quiet", "-q"),
     as_json: bool = Opt(False, "--json", help="Print the run's metrics as JSON."),
 ):
@@ -102,9 +101,9 @@ def _print_metrics(metrics: dict) -> None:
 def evaluate(
     run: str = typer.Argument(..., help="Run folder (or its model/ folder)."),
     data: str = Opt(..., "--data", help="Labelled file to score."),
-    text_column: Optional[str] = Opt(None, "--text-column"),
-    text_pair_column: Optional[str] = Opt(None, "--text-pair-column"),
-    label_column: Optional[str] = Opt(None, "--label-column"),
+    text_column: str | None = Opt(None, "--text-column"),
+    text_pair_column: str | None = Opt(None, "--text-pair-column"),
+    label_column: str | None = Opt(None, "--label-column"),
     batch_size: int = Opt(64, "--batch-size", min=1),
     quiet: bool = Opt(False, "--quiet", "-q"),
     as_json: bool = Opt(False, "--json", help="Print the metrics as one JSON object."),
@@ -140,11 +139,11 @@ def _write_atomic(path: Path, write) -> None:
 @app.command()
 def predict(
     run: str = typer.Argument(..., help="Run folder (or its model/ folder)."),
-    texts: Optional[list[str]] = typer.Argument(None, help="Texts to classify."),
-    input_file: Optional[str] = Opt(None, "--input", help="File of texts (jsonl, csv, tsv, json, parquet, txt)."),
-    output: Optional[str] = Opt(None, "--output", help="Write predictions here as JSON lines."),
-    text_column: Optional[str] = Opt(None, "--text-column"),
-    text_pair_column: Optional[str] = Opt(None, "--text-pair-column"),
+    texts: list[str] | None = typer.Argument(None, help="Texts to classify."),
+    input_file: str | None = Opt(None, "--input", help="File of texts (jsonl, csv, tsv, json, parquet, txt)."),
+    output: str | None = Opt(None, "--output", help="Write predictions here as JSON lines."),
+    text_column: str | None = Opt(None, "--text-column"),
+    text_pair_column: str | None = Opt(None, "--text-pair-column"),
     batch_size: int = Opt(64, "--batch-size", min=1),
     quiet: bool = Opt(False, "--quiet", "-q"),
     as_json: bool = Opt(False, "--json", help="Print a JSON array of {label, probabilities}."),
@@ -191,11 +190,11 @@ def embed(
     model: str = Opt("default", "--model", help="Encoder ('default', a folder, a hub id) or a trained run folder."),
     input_file: str = Opt(..., "--input", help="File of texts (jsonl, csv, tsv, json, parquet, txt)."),
     output: str = Opt(..., "--output", help="Where to write vectors: .npy, .parquet or .jsonl."),
-    text_column: Optional[str] = Opt(None, "--text-column"),
-    text_pair_column: Optional[str] = Opt(None, "--text-pair-column"),
-    layer: Optional[int] = Opt(None, "--layer", help="0 = embeddings, -1 = last [default: the model's]."),
-    pooling: Optional[str] = Opt(None, "--pooling", help="cls, mean, max or last [default: the model's]."),
-    max_length: Optional[int] = Opt(None, "--max-length", min=8),
+    text_column: str | None = Opt(None, "--text-column"),
+    text_pair_column: str | None = Opt(None, "--text-pair-column"),
+    layer: int | None = Opt(None, "--layer", help="0 = embeddings, -1 = last [default: the model's]."),
+    pooling: str | None = Opt(None, "--pooling", help="cls, mean, max or last [default: the model's]."),
+    max_length: int | None = Opt(None, "--max-length", min=8),
     batch_size: int = Opt(64, "--batch-size", min=1),
     quiet: bool = Opt(False, "--quiet", "-q"),
 ):
@@ -223,7 +222,7 @@ def embed(
             pq.write_table(pa.table({"text": ex.texts, "embedding": list(vectors)}), tmp)
         else:
             with open(tmp, "w", encoding="utf-8") as f:
-                for t, v in zip(ex.texts, vectors):
+                for t, v in zip(ex.texts, vectors, strict=False):
                     f.write(json.dumps({"text": t, "embedding": [round(float(x), 7) for x in v]}) + "\n")
 
     _write_atomic(Path(output), write)

@@ -264,7 +264,7 @@ def load_splits(data: str | Path, validation: str | Path | None = None, test: st
         train, val = carve_validation(train, validation_fraction, seed)
         carved = True
 
-    dupes = len(train) - len(set(zip(train.texts, train.pairs or [None] * len(train))))
+    dupes = len(train) - len(set(zip(train.texts, train.pairs or [None] * len(train), strict=False)))
     if dupes:
         warnings.warn(f"{files['train']}: {dupes} exact duplicate text(s) in train.", UserWarning, stacklevel=2)
     if tst is not None:

@@ -126,7 +126,7 @@ def _read_delimited(path: Path, text: str, fmt: str) -> Table:
                 f"{path}, line {start}: {len(row)} fields, but the header has {len(header)} "
                 f"({', '.join(header)}). Quote fields that contain '{'TAB' if fmt == 'tsv' else delimiter}'."
             )
-        records.append(dict(zip(header, row)))
+        records.append(dict(zip(header, row, strict=False)))
         lines.append(start)
     return Table(path, records, lines, header)
 

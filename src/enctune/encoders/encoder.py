@@ -114,7 +114,7 @@ class Encoder(nn.Module):
         ids = torch.full((len(seqs), width), pad, dtype=torch.long)
         mask = torch.zeros((len(seqs), width), dtype=torch.long)
         tt = torch.zeros((len(seqs), width), dtype=torch.long) if tokens.token_type_ids is not None else None
-        for r, (i, s) in enumerate(zip(idx, seqs)):
+        for r, (i, s) in enumerate(zip(idx, seqs, strict=False)):
             sl = slice(width - len(s), width) if left else slice(0, len(s))
             ids[r, sl] = torch.tensor(s)
             mask[r, sl] = 1
@@ -159,7 +159,7 @@ class Encoder(nn.Module):
             batch = {k: v.to(device) for k, v in self.collate(tokens, idx).items()}
             with autocast(device.type, precision):
                 hs = self.hidden(**batch, layers=layers)
-            for ly, h in zip(layers, hs):
+            for ly, h in zip(layers, hs, strict=False):
                 for p in poolings:
                     out[(ly, p)][idx] = POOLINGS[p](h.float(), batch["attention_mask"]).cpu().numpy()
             if progress is not None:

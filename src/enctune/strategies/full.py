@@ -7,8 +7,6 @@ backward 4 N) for N non-embedding parameters, plus attention.
 
 from __future__ import annotations
 
-import math
-
 from torch.utils.data import DataLoader
 
 from ..model import TaskModel, batched_logits
@@ -48,10 +46,9 @@ class FullStrategy(Strategy):
             metrics = task.metrics(logits, val_targets)
             return metrics[task.primary_metric], {task.primary_metric: metrics[task.primary_metric]}
 
-        steps_per_epoch = math.ceil(len(sampler) / cfg.grad_accum)
         loop_cfg = LoopConfig(epochs=epochs, lr=lr, weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio,
                               grad_accum=cfg.grad_accum, max_grad_norm=cfg.max_grad_norm, patience=cfg.patience,
-                              eval_every=cfg.eval_every or max(1, steps_per_epoch // 2),
+                              eval_every=cfg.eval_every, evals_per_epoch=2,
                               precision=ctx.precision, seed=cfg.seed, description="full fine-tuning")
         result = fit(model, loader, task.loss, evaluate, loop_cfg, sampler=sampler)
         trainable, total = count_params(model)

@@ -67,4 +67,4 @@ class ClassifyTask(Task):
     def decode(self, logits: np.ndarray) -> list[dict]:
         probs = softmax(logits.astype(np.float64))
         return [{"label": self.output_label(int(row.argmax())),
-                 "probabilities": {lab: float(x) for lab, x in zip(self.labels, row)}} for row in probs]
+                 "probabilities": {lab: float(x) for lab, x in zip(self.labels, row, strict=False)}} for row in probs]

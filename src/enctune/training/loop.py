@@ -13,7 +13,6 @@ higher score better.
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Callable
@@ -35,7 +34,8 @@ class LoopConfig:
     grad_accum: int = 1
     max_grad_norm: float = 1.0
     patience: int = 3  # evaluations without improvement before stopping
-    eval_every: int | None = None  # optimizer steps; None: at epoch ends only
+    eval_every: int | None = None  # optimizer steps; when None, evals_per_epoch decides
+    evals_per_epoch: int = 1  # evenly spaced, the last at the epoch's end
     precision: str = "fp32"
     seed: int = 42
     description: str = "train"
@@ -81,6 +81,8 @@ def fit(model: nn.Module, loader, loss_fn: Callable, evaluate: Callable, cfg: Lo
 
     def run_eval(epoch_float: float) -> bool:
         nonlocal best_state, evals_since_best
+        if result.history and result.history[-1]["step"] == result.steps:
+            return evals_since_best >= cfg.patience  # nothing changed since the last evaluation
         model.eval()
         with torch.inference_mode(), autocast(device_type, cfg.precision):
             score, metrics = evaluate(accelerator.unwrap_model(model))
@@ -126,7 +128,7 @@ def fit(model: nn.Module, loader, loss_fn: Callable, evaluate: Callable, cfg: Lo
                 result.steps += 1
                 rate = seen_in_window / max(time.perf_counter() - window_t, 1e-9)
                 pbar.advance(1, status=f"loss {running:.4f}  {rate:.0f} ex/s")
-                if cfg.eval_every and result.steps % cfg.eval_every == 0 and (i + 1) < len(loader):
+                if (i + 1) < len(loader) and _eval_due(cfg, result.steps, i + 1, len(loader)):
                     if run_eval(epoch + (i + 1) / len(loader)):
                         stop = True
                         break
@@ -144,3 +146,13 @@ def fit(model: nn.Module, loader, loss_fn: Callable, evaluate: Callable, cfg: Lo
     unwrapped.eval()
     return result
 
+
+
+def _eval_due(cfg: LoopConfig, step: int, batch: int, batches: int) -> bool:
+    """Whether to evaluate after this optimizer step (the epoch's end is handled by the caller)."""
+    if cfg.eval_every:
+        return step % cfg.eval_every == 0
+    if cfg.evals_per_epoch <= 1:
+        return False
+    marks = {round(batches * k / cfg.evals_per_epoch) for k in range(1, cfg.evals_per_epoch)}
+    return batch in marks
