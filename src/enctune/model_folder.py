@@ -41,12 +41,15 @@ def write_model_folder(folder: Path, encoder, head, meta: dict, card: str) -> No
     """Write encoder, head, tokenizer and metadata into ``folder`` (replaced atomically)."""
     from safetensors.torch import save_file
 
+    from .encoders.encoder import hf_quiet
+
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
     try:
-        encoder.model.save_pretrained(tmp / "encoder", safe_serialization=True)
-        encoder.tokenizer.save_pretrained(tmp / "encoder")
+        with hf_quiet():
+            encoder.model.save_pretrained(tmp / "encoder", safe_serialization=True)
+            encoder.tokenizer.save_pretrained(tmp / "encoder")
         state = {k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}
         save_file(state, str(tmp / "head.safetensors"), metadata={"format": "enctune-head"})
         meta = {"format_version": FORMAT_VERSION, **meta}

@@ -7,6 +7,7 @@ returns NumPy features, for probing, caching and ``enctune embed``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 
@@ -17,6 +18,23 @@ from torch import nn
 from ..errors import UserError
 from .pooling import POOLINGS
 from .resolve import default_pooling, fingerprint, is_causal, resolve_encoder
+
+
+@contextlib.contextmanager
+def hf_quiet():
+    """Silence transformers' own progress bars and info logs while it loads or saves for us."""
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    level = hf_logging.get_verbosity()
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+        hf_logging.set_verbosity(level)
 
 
 @dataclass
@@ -59,10 +77,11 @@ class Encoder(nn.Module):
 
         source = resolve_encoder(name)
         try:
-            config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
-            tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
-            # AutoModel is the base network: the MLM / LM pre-training head is never loaded.
-            model = AutoModel.from_pretrained(source, config=config, trust_remote_code=trust_remote_code)
+            with hf_quiet():
+                config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
+                tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+                # AutoModel is the base network: the MLM / LM pre-training head is never loaded.
+                model = AutoModel.from_pretrained(source, config=config, trust_remote_code=trust_remote_code)
         except (OSError, ValueError) as e:
             raise UserError(f"{source}: could not load the encoder ({e}).") from None
         if tokenizer.pad_token is None:
