@@ -40,8 +40,8 @@ def test_train_writes_a_run_and_reload_predicts_identically(strategy, tiny_bert,
         assert key in metrics["costs"]
     if strategy == "probe":
         assert metrics["costs"]["trainable_params"] == 32 * 2 + 2
-    else:
-        assert metrics["costs"]["trainable_params"] == metrics["costs"]["total_params"]
+    else:  # every parameter but the frozen word-embedding matrix (vocabulary 42 x width 32)
+        assert metrics["costs"]["trainable_params"] == metrics["costs"]["total_params"] - 42 * 32
     texts = [r["text"] for r in make_rows(10, seed=9)]
     before = run.predictor.predict_proba(texts)
     after = enctune.load(out).predict_proba(texts)
@@ -172,3 +172,51 @@ def test_truncation_is_counted(tiny_bert, tmp_path):
     with pytest.warns(UserWarning, match="cut at --max-length"):
         run = _train(tiny_bert, data, tmp_path / "r", strategy="probe", epochs=1, max_length=16)
     assert sum(run.metrics["costs"]["truncated_texts"].values()) == 1
+
+
+def test_train_embeddings_flag_unfreezes_them(tiny_bert, sentiment_dir, tmp_path):
+    run = _train(tiny_bert, sentiment_dir, tmp_path / "r", strategy="full", epochs=1, freeze_embeddings=False)
+    assert run.metrics["costs"]["trainable_params"] == run.metrics["costs"]["total_params"]
+
+
+def test_hf_sequence_classifier_folder_predicts_through_enctune(tiny_bert, tmp_path):
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    folder = tmp_path / "hf"
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        tiny_bert, num_labels=2, id2label={0: "neg", 1: "pos"}, label2id={"neg": 0, "pos": 1})
+    model.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tiny_bert).save_pretrained(folder)
+    texts = ["good film", "a really dull and boring movie", "bad", "the plot was superb and the acting lovely"]
+    enc = AutoTokenizer.from_pretrained(folder)(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        expected = torch.softmax(model.eval()(**enc).logits, -1).numpy()
+    pred = enctune.load(folder)
+    assert pred.labels == ["neg", "pos"]
+    np.testing.assert_allclose(pred.predict_proba(texts), expected, atol=1e-5)
+
+
+def test_int8_prediction_agrees_with_fp32(tiny_bert, sentiment_dir, tmp_path):
+    _train(tiny_bert, sentiment_dir, tmp_path / "r", strategy="full", **FAST["full"])
+    texts = [r["text"] for r in make_rows(60, seed=11)]
+    exact = enctune.load(tmp_path / "r").predict_proba(texts)
+    fast = enctune.load(tmp_path / "r", precision="int8")
+    assert fast.precision == "int8"
+    approx = fast.predict_proba(texts)
+    assert (approx.argmax(1) == exact.argmax(1)).mean() >= 0.9
+    assert np.abs(approx - exact).max() < 0.2
+    with pytest.raises(enctune.UserError, match="--precision"):
+        enctune.load(tmp_path / "r", precision="fp4")
+
+
+def test_token_budget_batches_cover_every_index_once():
+    from enctune.model import token_budget_batches
+
+    lengths = np.array([5, 50, 7, 3, 50, 20, 1, 9])
+    batches = token_budget_batches(lengths, max_tokens=100, max_batch=3)
+    flat = np.concatenate(batches)
+    assert sorted(flat.tolist()) == list(range(len(lengths)))
+    for b in batches:
+        assert len(b) <= 3 and len(b) * lengths[b].max() <= max(100, lengths[b].max())

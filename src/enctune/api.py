@@ -34,7 +34,7 @@ from .data import Examples, load_splits, load_texts
 from .encoders import Encoder
 from .encoders.cache import texts_hash
 from .errors import UserError
-from .model import head_logits
+from .model import TaskModel, head_logits
 from .model_folder import _replace_dir, atomic_write_text, find_model_folder, write_model_folder
 from .serve.predictor import Predictor
 from .serve.predictor import embed as _embed
@@ -51,7 +51,10 @@ class Run:
 
 
 def load(path: str | os.PathLike, precision: str = "fp32") -> Predictor:
-    """A predictor from a run folder or its ``model/`` folder."""
+    """A predictor from a run folder, its ``model/`` folder, or a Hugging Face classifier folder.
+
+    ``precision``: fp32 (exact), bf16, int8 (dynamic quantisation, CPU) or fastest.
+    """
     return Predictor.load(path, precision=precision)
 
 
@@ -116,7 +119,7 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
     ctx = RunContext(cfg, encoder, task, splits, tokens, targets, precision)
     result = STRATEGIES[strategy_name]().run(ctx)
 
-    predictor = Predictor(encoder, result.head, task, {}, precision="fp32")
+    predictor = Predictor(TaskModel(encoder, result.head), encoder, task, {}, precision="fp32")
     scores = {}
     for split in ("validation", "test"):
         ex = named[split]
@@ -145,7 +148,8 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
         "history": loop.history,
         "costs": {
             "wall_seconds": round(wall, 2), "train_seconds": round(loop.seconds, 2),
-            "train_examples_per_second": round(loop.examples / max(loop.seconds, 1e-9), 1),
+            "eval_seconds": round(loop.eval_seconds, 2),
+            "train_examples_per_second": round(loop.examples / max(loop.seconds - loop.eval_seconds, 1e-9), 1),
             "train_examples_seen": loop.examples, "tokens_seen": loop.tokens, "steps": loop.steps,
             "epochs_run": loop.epochs_run, "stopped_early": loop.stopped_early,
             "peak_rss_mb": round(_peak_rss_mb(), 1), "precision": precision, "device": device,
@@ -218,8 +222,8 @@ def _present(table, name: str | None) -> str | None:
 
 
 def predict_file(path: str | os.PathLike, input_file: str | os.PathLike, text_column: str | None = None,
-                 pair_column: str | None = None, batch_size: int = 64) -> list[dict]:
-    predictor = load(path)
+                 pair_column: str | None = None, batch_size: int = 256, precision: str = "fp32") -> list[dict]:
+    predictor = load(path, precision=precision)
     ex = load_texts(input_file, text_column, pair_column)
     with progress.bar("predict", total=len(ex)) as pbar:
         logits = predictor.logits(ex.texts, ex.pairs, batch_size, progress=pbar)

@@ -67,6 +67,8 @@ def train(
     patience: int | None = Opt(None, "--patience", help="Evaluations without improvement before stopping."),
     eval_every: int | None = Opt(None, "--eval-every", help="Evaluate every N optimizer steps."),
     validation_fraction: float | None = Opt(None, "--validation-fraction"),
+    freeze_embeddings: bool | None = Opt(None, "--freeze-embeddings/--train-embeddings",
+                                         help="full: keep the word-embedding matrix fixed [default: freeze]."),
     trust_remote_code: bool | None = Opt(None, "--trust-remote-code", help="Allow model code from the folder."),
     config: str | None = Opt(None, "--config", help="YAML or JSON file with the same option names."),
     quiet: bool = Opt(False, "--quiet", "-q"),
@@ -144,7 +146,8 @@ def predict(
     output: str | None = Opt(None, "--output", help="Write predictions here as JSON lines."),
     text_column: str | None = Opt(None, "--text-column"),
     text_pair_column: str | None = Opt(None, "--text-pair-column"),
-    batch_size: int = Opt(64, "--batch-size", min=1),
+    batch_size: int = Opt(256, "--batch-size", min=1, help="Most texts per batch (batches also hold a token budget)."),
+    precision: str = Opt("fp32", "--precision", help="fp32, bf16, int8 or fastest."),
     quiet: bool = Opt(False, "--quiet", "-q"),
     as_json: bool = Opt(False, "--json", help="Print a JSON array of {label, probabilities}."),
 ):
@@ -159,10 +162,10 @@ def predict(
     if output and Path(output).suffix.lower() not in (".jsonl", ".ndjson"):
         raise UserError(f"--output {output}: expected a .jsonl file.")
     if input_file:
-        preds = api.predict_file(run, input_file, text_column, text_pair_column, batch_size)
+        preds = api.predict_file(run, input_file, text_column, text_pair_column, batch_size, precision)
         shown = None
     else:
-        preds = api.load(run).predict(texts, batch_size=batch_size)
+        preds = api.load(run, precision=precision).predict(texts, batch_size=batch_size)
         shown = texts
     if output:
         def write(tmp):

@@ -45,6 +45,7 @@ class TrainConfig(BaseModel):
     patience: int = Field(default=3, ge=1)
     eval_every: int | None = Field(default=None, ge=1)
     validation_fraction: float = Field(default=0.1, gt=0, lt=0.9)
+    freeze_embeddings: bool = True  # full: keep the word-embedding matrix fixed (half the optimizer state)
     trust_remote_code: bool = False
 
     @field_validator("data", "out")

@@ -33,28 +33,50 @@ class HeadModel(nn.Module):
         return self.head(features)
 
 
+def token_budget_batches(lengths: np.ndarray, max_tokens: int, max_batch: int) -> list[np.ndarray]:
+    """Indices sorted by length (longest first) cut into batches of at most ``max_tokens`` padded tokens.
+
+    Short texts then travel in large batches (bigger, faster matrix products) and long ones in
+    small batches (bounded memory); padding stays minimal because neighbours have similar lengths.
+    """
+    order = np.argsort(-lengths, kind="stable")
+    batches, start = [], 0
+    while start < len(order):
+        width = max(int(lengths[order[start]]), 1)  # the longest in this batch comes first
+        size = max(1, min(max_batch, max_tokens // width))
+        batches.append(order[start:start + size])
+        start += size
+    return batches
+
+
 @torch.inference_mode()
-def batched_logits(encoder: Encoder, head: nn.Module, tokens: Tokenized, batch_size: int = 64,
-                   precision: str = "fp32", progress=None) -> np.ndarray:
-    """Logits for every example, in input order; batches are sorted by length to cut padding."""
-    was = (encoder.training, head.training)
-    encoder.eval()
-    head.eval()
-    device = next(head.parameters()).device
-    order = np.argsort(-tokens.lengths(), kind="stable")
+def batched_logits(model: nn.Module, encoder: Encoder, tokens: Tokenized, batch_size: int = 64,
+                   precision: str = "fp32", progress=None, max_tokens: int | None = None) -> np.ndarray:
+    """``model(**batch)`` logits for every example, in input order.
+
+    Batches are sorted by length; with ``max_tokens`` they are sized by a padded-token budget
+    (at most ``batch_size`` rows), else they hold ``batch_size`` rows each.
+    """
+    was = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    lengths = tokens.lengths()
+    if max_tokens:
+        batches = token_budget_batches(lengths, max_tokens, batch_size)
+    else:
+        order = np.argsort(-lengths, kind="stable")
+        batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
     out: np.ndarray | None = None
-    for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
+    for idx in batches:
         batch = {k: v.to(device) for k, v in encoder.collate(tokens, idx).items()}
         with autocast(device.type, precision):
-            logits = head(encoder(**batch)).float().cpu().numpy()
+            logits = model(**batch).float().cpu().numpy()
         if out is None:
             out = np.zeros((len(tokens), logits.shape[-1]), dtype=np.float32)
         out[idx] = logits
         if progress is not None:
             progress(len(idx))
-    encoder.train(was[0])
-    head.train(was[1])
+    model.train(was)
     return out
 
 

@@ -52,6 +52,13 @@ class Tokenized:
         return np.fromiter((len(x) for x in self.input_ids), dtype=np.int64, count=len(self.input_ids))
 
 
+def usable_max_length(config, tokenizer, wanted: int | None, default: int = 256) -> int:
+    """``wanted`` (or ``default``) capped at what the model's positions and tokenizer allow."""
+    limit = min(x for x in (getattr(config, "max_position_embeddings", None), tokenizer.model_max_length, 8192)
+                if isinstance(x, int) and x > 0)
+    return min(wanted or default, limit)
+
+
 class Encoder(nn.Module):
     def __init__(self, model: nn.Module, tokenizer, pooling: str, source: str, max_length: int,
                  layer: int = -1):
@@ -88,10 +95,8 @@ class Encoder(nn.Module):
             tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
             if tokenizer.pad_token is None:
                 raise UserError(f"{source}: the tokenizer has no pad, eos or unk token to pad batches with.")
-        limit = min(x for x in (getattr(config, "max_position_embeddings", None), tokenizer.model_max_length, 8192)
-                    if isinstance(x, int) and x > 0)
-        max_length = min(max_length or 256, limit)
-        return cls(model, tokenizer, pooling or default_pooling(source, config), source, max_length, layer)
+        return cls(model, tokenizer, pooling or default_pooling(source, config), source,
+                   usable_max_length(config, tokenizer, max_length), layer)
 
     @property
     def hidden_size(self) -> int:

@@ -1,38 +1,91 @@
 """Prediction from a model folder: the object ``enctune.load`` returns.
 
 The same object serves Python, the command line and (later) HTTP. Batches are sorted by
-length, run under inference mode, and returned in input order.
+length and sized by a token budget, run under inference mode, and returned in input order.
+
+Two kinds of folder load:
+- an enctune model folder (``enctune.json``, ``head.safetensors``, ``encoder/``);
+- a Hugging Face sequence-classification folder (``config.json`` naming a
+  ``...ForSequenceClassification`` architecture, with ``id2label``), so that models
+  trained elsewhere predict through the same fast path.
+
+Precision: ``fp32`` (default, exact), ``bf16`` (autocast), ``int8`` (dynamic int8
+quantisation of every linear layer, CPU), ``fastest`` (bf16 on GPUs and CPUs with native
+bf16, else int8 on CPU).
 """
 
 from __future__ import annotations
 
+import copy
+import json
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from ..data.dataset import Examples
 from ..encoders import Encoder
+from ..encoders.encoder import hf_quiet, usable_max_length
 from ..errors import UserError
-from ..model import batched_logits
+from ..model import TaskModel, batched_logits
 from ..model_folder import find_model_folder, read_head_state, read_meta
 from ..tasks import TASKS
 
+PREDICT_PRECISIONS = ("fp32", "bf16", "int8", "fastest", "auto")
+TOKENS_PER_BATCH = 8192  # padded tokens per prediction batch: big enough for efficient matrix products
+
+
+class HFSequenceClassifier(nn.Module):
+    """A transformers ``...ForSequenceClassification`` model seen as ``batch -> logits``."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
+        kw = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, **kw).logits
+
+
+def resolve_predict_precision(precision: str, device: str = "cpu") -> str:
+    from ..training.precision import cpu_has_bf16, resolve_precision
+
+    if precision not in PREDICT_PRECISIONS:
+        raise UserError(f"--precision '{precision}': expected one of {', '.join(PREDICT_PRECISIONS)}.")
+    if precision == "fastest":
+        if device == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+        return "bf16" if cpu_has_bf16() else "int8"
+    if precision == "int8":
+        return "int8"
+    return resolve_precision(precision, device)
+
+
+def quantize_int8(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` with every nn.Linear replaced by a dynamically quantised int8 one (CPU)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch marks the quantised tensor API as deprecated
+        return torch.ao.quantization.quantize_dynamic(copy.deepcopy(model), {nn.Linear}, dtype=torch.qint8)
+
 
 class Predictor:
-    def __init__(self, encoder: Encoder, head: torch.nn.Module, task, meta: dict, precision: str = "fp32"):
+    def __init__(self, model: nn.Module, encoder: Encoder, task, meta: dict, precision: str = "fp32"):
         self.encoder = encoder
-        self.head = head
         self.task = task
         self.meta = meta
-        self.precision = precision
-        self.encoder.eval()
-        self.head.eval()
+        self.precision = resolve_predict_precision(precision)
+        self.model = quantize_int8(model) if self.precision == "int8" else model
+        self.model.eval()
 
     @classmethod
     def load(cls, path: str | Path, precision: str = "fp32") -> Predictor:
-        from ..training.precision import resolve_precision
-
+        p = Path(path)
+        if p.is_dir() and not (p / "enctune.json").is_file() and not (p / "model" / "enctune.json").is_file() \
+                and _is_hf_classifier(p):
+            return cls._load_hf(p, precision)
         folder = find_model_folder(path)
         meta = read_meta(folder)
         if meta["task"] not in TASKS:
@@ -40,20 +93,38 @@ class Predictor:
         enc_dir = folder / "encoder"
         if not (enc_dir / "config.json").is_file():
             raise UserError(f"{enc_dir / 'config.json'}: missing; the model folder is damaged.")
-        weights = list(enc_dir.glob("*.safetensors"))
-        if not weights:
+        if not list(enc_dir.glob("*.safetensors")):
             raise UserError(f"{enc_dir}: no model.safetensors; the model folder is damaged (only safetensors "
                             "weights are read).")
         encoder = Encoder.load(str(enc_dir), pooling=meta["pooling"], max_length=meta["max_length"],
                                layer=meta.get("layer", -1))
         task = TASKS[meta["task"]](meta["labels"], meta.get("label_type", "str"))
         head = task.build_head(encoder.hidden_size, meta.get("dropout", 0.1))
-        state = read_head_state(folder)
         try:
-            head.load_state_dict(state)
+            head.load_state_dict(read_head_state(folder))
         except RuntimeError as e:
             raise UserError(f"{folder / 'head.safetensors'}: does not fit the head in enctune.json ({e}).") from None
-        return cls(encoder, head, task, meta, resolve_precision(precision))
+        return cls(TaskModel(encoder, head), encoder, task, meta, precision)
+
+    @classmethod
+    def _load_hf(cls, folder: Path, precision: str) -> Predictor:
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        try:
+            with hf_quiet():
+                model = AutoModelForSequenceClassification.from_pretrained(folder, use_safetensors=True)
+                tokenizer = AutoTokenizer.from_pretrained(folder)
+        except (OSError, ValueError) as e:
+            raise UserError(f"{folder}: could not load the classifier ({e}).") from None
+        cfg = model.config
+        if cfg.problem_type not in (None, "single_label_classification"):
+            raise UserError(f"{folder}: problem type '{cfg.problem_type}' is not supported here; "
+                            "expected single-label classification.")
+        labels = [str(cfg.id2label[i]) for i in range(cfg.num_labels)]
+        encoder = Encoder(model.base_model, tokenizer, "cls", str(folder), usable_max_length(cfg, tokenizer, 512))
+        meta = {"task": "classify", "labels": labels, "pooling": "model", "max_length": encoder.max_length,
+                "strategy": "external", "base_model": str(folder), "columns": {}}
+        return cls(HFSequenceClassifier(model), encoder, TASKS["classify"](labels), meta, precision)
 
     @property
     def labels(self) -> list[str]:
@@ -71,31 +142,44 @@ class Predictor:
             raise UserError(f"{len(texts)} texts but {len(pairs)} text pairs; expected one pair per text.")
         return list(texts), (list(pairs) if pairs is not None else None)
 
-    def logits(self, texts, pairs=None, batch_size: int = 64, progress=None) -> np.ndarray:
+    def logits(self, texts, pairs=None, batch_size: int = 256, progress=None) -> np.ndarray:
         texts, pairs = self._check_pairs(texts, pairs)
         if not texts:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         tokens = self.encoder.tokenize(texts, pairs)
-        return batched_logits(self.encoder, self.head, tokens, batch_size, self.precision, progress)
+        autocast_precision = "bf16" if self.precision == "bf16" else "fp32"
+        return batched_logits(self.model, self.encoder, tokens, batch_size, autocast_precision, progress,
+                              max_tokens=TOKENS_PER_BATCH)
 
-    def predict(self, texts, pairs=None, batch_size: int = 64) -> list[dict]:
+    def predict(self, texts, pairs=None, batch_size: int = 256) -> list[dict]:
         """One dict per text: ``{"label": ..., "probabilities": {label: p}}``."""
         return self.task.decode(self.logits(texts, pairs, batch_size))
 
-    def predict_proba(self, texts, pairs=None, batch_size: int = 64) -> np.ndarray:
+    def predict_proba(self, texts, pairs=None, batch_size: int = 256) -> np.ndarray:
         from ..tasks.classify import softmax
 
         return softmax(self.logits(texts, pairs, batch_size))
 
-    def evaluate(self, examples: Examples, batch_size: int = 64, progress=None) -> dict:
+    def evaluate(self, examples: Examples, batch_size: int = 256, progress=None) -> dict:
         logits = self.logits(examples.texts, examples.pairs, batch_size, progress)
         return self.task.metrics(logits, self.task.encode_labels(examples.labels).numpy())
 
     def embed(self, texts, pairs=None, layer: int | None = None, pooling: str | None = None,
               batch_size: int = 64) -> np.ndarray:
-        """Pooled sequence representations from this model's (trained) encoder."""
+        """Pooled sequence representations from this model's (trained) encoder, in fp32."""
         texts, pairs = self._check_pairs(texts, pairs) if pairs is not None else (list(texts), None)
-        return embed(self.encoder, texts, pairs, layer, pooling, batch_size, self.precision)
+        return embed(self.encoder, texts, pairs, layer, pooling, batch_size)
+
+
+def _is_hf_classifier(folder: Path) -> bool:
+    cfg = folder / "config.json"
+    if not cfg.is_file():
+        return False
+    try:
+        archs = json.loads(cfg.read_text(encoding="utf-8")).get("architectures") or []
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    return any(str(a).endswith("ForSequenceClassification") for a in archs)
 
 
 def embed(encoder: Encoder, texts: list[str], pairs: list[str] | None = None, layer: int | None = None,

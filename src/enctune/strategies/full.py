@@ -35,6 +35,13 @@ class FullStrategy(Strategy):
         model = TaskModel(enc, head)
         for p in model.parameters():
             p.requires_grad_(True)
+        if cfg.freeze_embeddings:
+            # The word-embedding matrix is half of a small encoder's parameters; rows of words absent from
+            # the task data get no gradient anyway, and keeping it fixed saves its dense gradient and
+            # optimizer state on every step.
+            emb = enc.model.get_input_embeddings()
+            if emb is not None:
+                emb.weight.requires_grad_(False)
         tokens, targets = ctx.tokens["train"], ctx.targets["train"]
         sampler = LengthBucketSampler(tokens.lengths(), batch_size, cfg.seed)
         loader = DataLoader(range(len(tokens)), batch_sampler=sampler,
@@ -42,7 +49,7 @@ class FullStrategy(Strategy):
         val_tokens, val_targets = ctx.tokens["validation"], ctx.targets["validation"].numpy()
 
         def evaluate(m):
-            logits = batched_logits(m.encoder, m.head, val_tokens, max(batch_size, 64), ctx.precision)
+            logits = batched_logits(m, m.encoder, val_tokens, max(batch_size, 64), ctx.precision)
             metrics = task.metrics(logits, val_targets)
             return metrics[task.primary_metric], {task.primary_metric: metrics[task.primary_metric]}
 
