@@ -15,7 +15,7 @@ from .conftest import make_rows, write_jsonl
 
 # Settings under which a tiny random encoder learns the toy task in a second or two.
 FAST = {"full": {"epochs": 8, "lr": 3e-3, "batch_size": 8, "patience": 20},
-        "probe": {"epochs": 40, "lr": 1e-2, "batch_size": 8, "patience": 40}}
+        "probe": {"epochs": 60, "lr": 3e-2, "batch_size": 8, "patience": 100}}
 
 
 def _train(tiny, data, out, **kw):

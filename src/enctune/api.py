@@ -194,7 +194,7 @@ def _write_run(out: Path, encoder, head, meta: dict, metrics: dict, cfg: TrainCo
 
 
 def evaluate(path: str | os.PathLike, data: str | os.PathLike, text_column: str | None = None,
-             pair_column: str | None = None, label_column: str | None = None, batch_size: int = 64) -> dict:
+             pair_column: str | None = None, label_column: str | None = None, batch_size: int = 256) -> dict:
     """Metrics of a trained model on a labelled file."""
     from .data.dataset import examples_from_table, infer_columns
     from .data.readers import read_table
@@ -231,7 +231,7 @@ def predict_file(path: str | os.PathLike, input_file: str | os.PathLike, text_co
 
 
 def embed(model: str, texts: list[str] | Examples, layer: int | None = None, pooling: str | None = None,
-          max_length: int | None = None, batch_size: int = 64, precision: str = "fp32") -> np.ndarray:
+          max_length: int | None = None, batch_size: int = 256, precision: str = "fp32") -> np.ndarray:
     """Pooled representations (N, H) from a pre-trained encoder name/folder or a trained run folder."""
     ex = texts if isinstance(texts, Examples) else Examples(list(texts), None, None)
     p = Path(str(model))

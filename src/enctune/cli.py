@@ -106,7 +106,7 @@ def evaluate(
     text_column: str | None = Opt(None, "--text-column"),
     text_pair_column: str | None = Opt(None, "--text-pair-column"),
     label_column: str | None = Opt(None, "--label-column"),
-    batch_size: int = Opt(64, "--batch-size", min=1),
+    batch_size: int = Opt(256, "--batch-size", min=1, help="Most texts per batch (batches also hold a token budget)."),
     quiet: bool = Opt(False, "--quiet", "-q"),
     as_json: bool = Opt(False, "--json", help="Print the metrics as one JSON object."),
 ):
@@ -198,7 +198,7 @@ def embed(
     layer: int | None = Opt(None, "--layer", help="0 = embeddings, -1 = last [default: the model's]."),
     pooling: str | None = Opt(None, "--pooling", help="cls, mean, max or last [default: the model's]."),
     max_length: int | None = Opt(None, "--max-length", min=8),
-    batch_size: int = Opt(64, "--batch-size", min=1),
+    batch_size: int = Opt(256, "--batch-size", min=1, help="Most texts per batch (batches also hold a token budget)."),
     quiet: bool = Opt(False, "--quiet", "-q"),
 ):
     """Write pooled sequence representations of every text."""

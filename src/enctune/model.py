@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from .encoders import Encoder, Tokenized
+from .training.batching import token_budget_batches
 from .training.precision import autocast
 
 
@@ -31,22 +32,6 @@ class HeadModel(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.head(features)
-
-
-def token_budget_batches(lengths: np.ndarray, max_tokens: int, max_batch: int) -> list[np.ndarray]:
-    """Indices sorted by length (longest first) cut into batches of at most ``max_tokens`` padded tokens.
-
-    Short texts then travel in large batches (bigger, faster matrix products) and long ones in
-    small batches (bounded memory); padding stays minimal because neighbours have similar lengths.
-    """
-    order = np.argsort(-lengths, kind="stable")
-    batches, start = [], 0
-    while start < len(order):
-        width = max(int(lengths[order[start]]), 1)  # the longest in this batch comes first
-        size = max(1, min(max_batch, max_tokens // width))
-        batches.append(order[start:start + size])
-        start += size
-    return batches
 
 
 @torch.inference_mode()

@@ -62,7 +62,7 @@ def _save(path: Path, arr: np.ndarray) -> None:
 
 
 def cached_features(encoder: Encoder, texts: list[str], pairs: list[str] | None, tokens: Tokenized,
-                    layers: list[int], poolings: list[str], batch_size: int = 64, precision: str = "fp32",
+                    layers: list[int], poolings: list[str], batch_size: int = 256, precision: str = "fp32",
                     progress=None, root: Path | None = None) -> tuple[dict[tuple[int, str], np.ndarray], bool]:
     """Features per (layer, pooling); returns them and whether every one came from the cache."""
     root = (root or cache_root()) / "features"

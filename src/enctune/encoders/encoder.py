@@ -116,16 +116,21 @@ class Encoder(nn.Module):
     # ---- tokenisation and batching ------------------------------------------------------
     def tokenize(self, texts: list[str], pairs: list[str] | None = None) -> Tokenized:
         tok = self.tokenizer
-        args = (texts, pairs) if pairs is not None else (texts,)
-        quiet = logging.getLogger("transformers.tokenization_utils_base")
-        level = quiet.level
-        quiet.setLevel(logging.ERROR)  # the untruncated pass would warn about long inputs
-        try:
-            full = tok(*args, add_special_tokens=True, truncation=False)["input_ids"]
-            enc = tok(*args, add_special_tokens=True, truncation=True, max_length=self.max_length)
-        finally:
-            quiet.setLevel(level)
-        truncated = sum(len(x) > self.max_length for x in full)
+        enc = tok(*((texts, pairs) if pairs is not None else (texts,)), add_special_tokens=True, truncation=True,
+                  max_length=self.max_length)
+        # Only rows that reach max_length can have been cut: tokenize just those again, uncut, to count.
+        full_rows = [i for i, ids in enumerate(enc["input_ids"]) if len(ids) >= self.max_length]
+        truncated = 0
+        if full_rows:
+            again = ([texts[i] for i in full_rows],) + (([pairs[i] for i in full_rows],) if pairs is not None else ())
+            quiet = logging.getLogger("transformers.tokenization_utils_base")
+            level = quiet.level
+            quiet.setLevel(logging.ERROR)  # the uncut pass would warn about long inputs
+            try:
+                uncut = tok(*again, add_special_tokens=True, truncation=False)["input_ids"]
+            finally:
+                quiet.setLevel(level)
+            truncated = sum(len(x) > self.max_length for x in uncut)
         tt = enc.get("token_type_ids") if "token_type_ids" in tok.model_input_names else None
         return Tokenized(enc["input_ids"], tt, truncated)
 
@@ -166,8 +171,14 @@ class Encoder(nn.Module):
 
     @torch.inference_mode()
     def encode(self, tokens: Tokenized, layers: list[int] | None = None, poolings: list[str] | None = None,
-               batch_size: int = 64, precision: str = "fp32", progress=None) -> dict[tuple[int, str], np.ndarray]:
-        """Pooled features for every example, per (layer, pooling), in input order (float32)."""
+               batch_size: int = 256, precision: str = "fp32", progress=None,
+               max_tokens: int = 8192) -> dict[tuple[int, str], np.ndarray]:
+        """Pooled features for every example, per (layer, pooling), in input order (float32).
+
+        Batches are sorted by length and hold at most ``max_tokens`` padded tokens (and at most
+        ``batch_size`` rows): short texts travel in large batches, long ones in small batches.
+        """
+        from ..training.batching import token_budget_batches
         from ..training.precision import autocast
 
         layers = layers if layers is not None else [self.layer]
@@ -175,11 +186,10 @@ class Encoder(nn.Module):
         was_training = self.training
         self.eval()
         device = next(self.model.parameters()).device
-        order = np.argsort(-tokens.lengths(), kind="stable")  # longest first: peak memory shows at once
         out = {(ly, p): np.zeros((len(tokens), self.hidden_size), dtype=np.float32)
                for ly in layers for p in poolings}
-        for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
+        # longest first: peak memory shows at once
+        for idx in token_budget_batches(tokens.lengths(), max_tokens, batch_size):
             batch = {k: v.to(device) for k, v in self.collate(tokens, idx).items()}
             with autocast(device.type, precision):
                 hs = self.hidden(**batch, layers=layers)

@@ -165,7 +165,7 @@ class Predictor:
         return self.task.metrics(logits, self.task.encode_labels(examples.labels).numpy())
 
     def embed(self, texts, pairs=None, layer: int | None = None, pooling: str | None = None,
-              batch_size: int = 64) -> np.ndarray:
+              batch_size: int = 256) -> np.ndarray:
         """Pooled sequence representations from this model's (trained) encoder, in fp32."""
         texts, pairs = self._check_pairs(texts, pairs) if pairs is not None else (list(texts), None)
         return embed(self.encoder, texts, pairs, layer, pooling, batch_size)
@@ -183,7 +183,7 @@ def _is_hf_classifier(folder: Path) -> bool:
 
 
 def embed(encoder: Encoder, texts: list[str], pairs: list[str] | None = None, layer: int | None = None,
-          pooling: str | None = None, batch_size: int = 64, precision: str = "fp32", progress=None) -> np.ndarray:
+          pooling: str | None = None, batch_size: int = 256, precision: str = "fp32", progress=None) -> np.ndarray:
     from ..encoders.pooling import POOLINGS
 
     layer = encoder.layer if layer is None else layer

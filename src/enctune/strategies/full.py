@@ -49,9 +49,9 @@ class FullStrategy(Strategy):
         val_tokens, val_targets = ctx.tokens["validation"], ctx.targets["validation"].numpy()
 
         def evaluate(m):
-            logits = batched_logits(m, m.encoder, val_tokens, max(batch_size, 64), ctx.precision)
-            metrics = task.metrics(logits, val_targets)
-            return metrics[task.primary_metric], {task.primary_metric: metrics[task.primary_metric]}
+            score = task.score(batched_logits(m, m.encoder, val_tokens, 256, ctx.precision, max_tokens=8192),
+                               val_targets)
+            return score, {task.primary_metric: score}
 
         loop_cfg = LoopConfig(epochs=epochs, lr=lr, weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio,
                               grad_accum=cfg.grad_accum, max_grad_norm=cfg.max_grad_norm, patience=cfg.patience,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 
 from .. import progress
 from ..encoders.cache import cached_features
@@ -24,8 +24,8 @@ from .full import non_embedding_params
 class ProbeStrategy(Strategy):
     name = "probe"
     epochs = 100
-    lr = 3e-3
-    batch_size = 32
+    lr = 1e-2
+    batch_size = 128  # a linear head on fixed features: large batches, few optimizer steps
 
     def run(self, ctx: RunContext) -> StrategyResult:
         cfg, enc, task = ctx.cfg, ctx.encoder, ctx.task
@@ -52,14 +52,16 @@ class ProbeStrategy(Strategy):
         x = torch.from_numpy(features["train"])
         y = ctx.targets["train"]
         gen = torch.Generator().manual_seed(cfg.seed)
-        loader = DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=True, generator=gen,
-                            collate_fn=lambda rows: {"features": torch.stack([r[0] for r in rows]),
-                                                     "labels": torch.stack([r[1] for r in rows])})
+        # whole batches are sliced out of the feature matrix at once (no per-row collation)
+        sampler = BatchSampler(RandomSampler(range(len(y)), generator=gen), batch_size, drop_last=False)
+        loader = DataLoader(range(len(y)), batch_sampler=sampler,
+                            collate_fn=lambda idx: {"features": x[torch.as_tensor(idx)],
+                                                    "labels": y[torch.as_tensor(idx)]})
         val_x, val_y = features["validation"], ctx.targets["validation"].numpy()
 
         def evaluate(m):
-            metrics = task.metrics(head_logits(m.head, val_x), val_y)
-            return metrics[task.primary_metric], {task.primary_metric: metrics[task.primary_metric]}
+            score = task.score(head_logits(m.head, val_x), val_y)
+            return score, {task.primary_metric: score}
 
         loop_cfg = LoopConfig(epochs=epochs, lr=lr, weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio,
                               grad_accum=cfg.grad_accum, max_grad_norm=cfg.max_grad_norm,

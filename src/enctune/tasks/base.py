@@ -37,6 +37,10 @@ class Task:
     def decode(self, logits: np.ndarray) -> list[dict]:
         raise NotImplementedError
 
+    def score(self, logits: np.ndarray, targets: np.ndarray) -> float:
+        """The primary metric alone (higher is better): what early stopping watches, so it must be cheap."""
+        return float(self.metrics(logits, targets)[self.primary_metric])
+
     def config(self) -> dict:
         return {"task": self.name, "labels": self.labels, "label_type": self.label_type}
 

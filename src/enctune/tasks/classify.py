@@ -60,6 +60,9 @@ class ClassifyTask(Task):
             "confusion_matrix": confusion_matrix(targets, pred, labels=k).tolist(),
         }
 
+    def score(self, logits: np.ndarray, targets: np.ndarray) -> float:
+        return float((logits.argmax(-1) == targets).mean())
+
     def output_label(self, i: int):
         lab = self.labels[i]
         return int(lab) if self.label_type == "int" else lab

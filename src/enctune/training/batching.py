@@ -45,3 +45,19 @@ class LengthBucketSampler(Sampler[list[int]]):
     def __len__(self) -> int:
         # pools are whole multiples of the batch size, so only the very last batch can be short
         return (len(self.lengths) + self.batch_size - 1) // self.batch_size
+
+
+def token_budget_batches(lengths: np.ndarray, max_tokens: int, max_batch: int) -> list[np.ndarray]:
+    """Indices sorted by length (longest first) cut into batches of at most ``max_tokens`` padded tokens.
+
+    Short texts then travel in large batches (bigger, faster matrix products) and long ones in
+    small batches (bounded memory); padding stays minimal because neighbours have similar lengths.
+    """
+    order = np.argsort(-lengths, kind="stable")
+    batches, start = [], 0
+    while start < len(order):
+        width = max(int(lengths[order[start]]), 1)  # the longest in this batch comes first
+        size = max(1, min(max_batch, max_tokens // width))
+        batches.append(order[start:start + size])
+        start += size
+    return batches
