@@ -35,3 +35,16 @@ lint: setup
 
 clean:
 	rm -rf runs .pytest_cache build src/*.egg-info
+
+# Benchmarks against the peer tools (bench/README.md). Pass flags with BENCH_ARGS, e.g.
+#   make bench BENCH_ARGS="--rows full,probe,predict --reps 3"
+#   make bench BENCH_ARGS="--quick --reps 1"     # harness check, a few minutes
+.PHONY: bench
+BENCH_STAMP := $(VENV)/.enctune-bench-installed
+
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	touch $(BENCH_STAMP)
+
+bench: setup $(BENCH_STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
