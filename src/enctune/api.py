@@ -29,13 +29,14 @@ import numpy as np
 import torch
 
 from . import __version__, progress
+from .atomic import atomic_write_text
 from .config import TrainConfig, make_config
 from .data import Examples, load_splits, load_texts
 from .encoders import Encoder
 from .encoders.cache import texts_hash
 from .errors import UserError
 from .model import TaskModel, head_logits
-from .model_folder import _replace_dir, atomic_write_text, find_model_folder, write_model_folder
+from .model_folder import _replace_dir, find_model_folder, write_model_folder
 from .serve.predictor import Predictor
 from .serve.predictor import embed as _embed
 from .strategies import STRATEGIES, RunContext, choose_strategy

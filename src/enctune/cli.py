@@ -14,6 +14,7 @@ from pathlib import Path
 
 import typer
 
+from .atomic import atomic_write
 from .errors import UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -124,20 +125,6 @@ def evaluate(
         print(f"{lab:<20} {s['precision']:>9.4f} {s['recall']:>9.4f} {s['f1']:>9.4f} {s['support']:>8}")
 
 
-def _write_atomic(path: Path, write) -> None:
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 @app.command()
 def predict(
     run: str = typer.Argument(..., help="Run folder (or its model/ folder)."),
@@ -173,7 +160,7 @@ def predict(
                 for p in preds:
                     f.write(json.dumps(p) + "\n")
 
-        _write_atomic(Path(output), write)
+        atomic_write(output, write)
         if not as_json and not quiet:
             print(f"wrote {len(preds)} predictions to {output}", file=sys.stderr)
     if as_json:
@@ -228,7 +215,7 @@ def embed(
                 for t, v in zip(ex.texts, vectors, strict=False):
                     f.write(json.dumps({"text": t, "embedding": [round(float(x), 7) for x in v]}) + "\n")
 
-    _write_atomic(Path(output), write)
+    atomic_write(output, write)
     if not quiet:
         print(f"wrote {vectors.shape[0]} x {vectors.shape[1]} vectors to {output}", file=sys.stderr)
 

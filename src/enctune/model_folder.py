@@ -25,18 +25,6 @@ from .errors import UserError
 FORMAT_VERSION = 1
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_model_folder(folder: Path, encoder, head, meta: dict, card: str) -> None:
     """Write encoder, head, tokenizer and metadata into ``folder`` (replaced atomically)."""
     from safetensors.torch import save_file
