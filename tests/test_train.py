@@ -163,6 +163,8 @@ def test_embed_layers_and_poolings(tiny_bert):
     np.testing.assert_allclose(alone[0], enctune.embed(str(tiny_bert), texts, pooling="mean")[0], atol=1e-5)
     with pytest.raises(enctune.UserError, match="layers 0"):
         enctune.embed(str(tiny_bert), texts, layer=7)
+    # one bare string is one text, not a list of characters
+    assert enctune.embed(str(tiny_bert), "good film").shape == (1, 32)
 
 
 def test_truncation_is_counted(tiny_bert, tmp_path):

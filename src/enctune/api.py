@@ -234,6 +234,8 @@ def predict_file(path: str | os.PathLike, input_file: str | os.PathLike, text_co
 def embed(model: str, texts: list[str] | Examples, layer: int | None = None, pooling: str | None = None,
           max_length: int | None = None, batch_size: int = 256, precision: str = "fp32") -> np.ndarray:
     """Pooled representations (N, H) from a pre-trained encoder name/folder or a trained run folder."""
+    if isinstance(texts, str):
+        texts = [texts]
     ex = texts if isinstance(texts, Examples) else Examples(list(texts), None, None)
     p = Path(str(model))
     try:

@@ -167,6 +167,8 @@ class Predictor:
     def embed(self, texts, pairs=None, layer: int | None = None, pooling: str | None = None,
               batch_size: int = 256) -> np.ndarray:
         """Pooled sequence representations from this model's (trained) encoder, in fp32."""
+        if isinstance(texts, str):
+            texts = [texts]
         texts, pairs = self._check_pairs(texts, pairs) if pairs is not None else (list(texts), None)
         return embed(self.encoder, texts, pairs, layer, pooling, batch_size)
 
