@@ -29,7 +29,8 @@ def _write_tokenizer(folder: Path):
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + POSITIVE + NEGATIVE + FILLER + list("abcdefghij")
+    vocab = list(dict.fromkeys(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + POSITIVE + NEGATIVE + FILLER +
+                               list("abcdefghij")))
     ids = {w: i for i, w in enumerate(vocab)}
     core = Tokenizer(models.WordPiece(ids, unk_token="[UNK]"))
     core.normalizer = normalizers.BertNormalizer(lowercase=True)
@@ -59,6 +60,24 @@ def tiny_bert(tmp_path_factory) -> Path:
                      initializer_range=0.5)
     BertModel(cfg).save_pretrained(folder)
     # a sentence-transformers pooling config, as the default encoder has: enctune reads mean pooling from it
+    (folder / "1_Pooling").mkdir()
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_mean_tokens": True}))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_std(tmp_path_factory) -> Path:
+    """tiny_bert with the usual small initialisation (0.02): every token keeps its identity through the
+    layers, which per-token tasks (tag, extract) need; large random weights wash it out."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    folder = tmp_path_factory.mktemp("tiny_bert_std")
+    tok = _write_tokenizer(folder)
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=64, initializer_range=0.02)
+    BertModel(cfg).save_pretrained(folder)
     (folder / "1_Pooling").mkdir()
     (folder / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_mean_tokens": True}))
     return folder

@@ -35,9 +35,9 @@ from .data import Examples, load_splits, load_texts
 from .encoders import Encoder
 from .encoders.cache import texts_hash
 from .errors import UserError
-from .model import TaskModel, head_logits
+from .model import TaskModel, batched_logits, head_logits
 from .model_folder import _replace_dir, find_model_folder, write_model_folder
-from .serve.predictor import Predictor
+from .serve.predictor import TOKENS_PER_BATCH, Predictor
 from .serve.predictor import embed as _embed
 from .strategies import STRATEGIES, RunContext, choose_strategy
 from .tasks import TASKS
@@ -68,6 +68,16 @@ def _check_out(out: Path) -> None:
                             "(enctune only replaces its own run folders).")
 
 
+def _task_options(cfg: TrainConfig) -> dict:
+    """What the task is built with beyond its labels (the rest of its state is fitted on train)."""
+    opts = {"pair_mode": cfg.pair_mode}
+    for k in ("label_delimiter", "at_least_one", "max_answer_length", "doc_stride"):
+        v = getattr(cfg, k)
+        if v is not None:
+            opts[k] = v
+    return opts
+
+
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
@@ -82,9 +92,12 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
     np.random.seed(cfg.seed)
 
     splits = load_splits(cfg.data, cfg.validation, cfg.test, cfg.text_column, cfg.text_pair_column,
-                         cfg.label_column, cfg.validation_fraction, cfg.seed)
+                         cfg.label_column, cfg.validation_fraction, cfg.seed, cfg.task, _task_options(cfg))
+    task = splits.task
     encoder = Encoder.load(cfg.model, pooling=cfg.pooling, max_length=cfg.max_length, layer=cfg.layer,
                            trust_remote_code=cfg.trust_remote_code)
+    if task.level == "token":
+        encoder.tokenizer.padding_side = "right"  # per-token targets are laid out from the left
     device = "cuda" if torch.cuda.is_available() else "cpu"
     precision = resolve_precision(cfg.precision, device)
     if precision == "bf16" and device == "cpu" and cfg.precision == "bf16":
@@ -95,56 +108,59 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
                           "than fp32.", UserWarning, stacklevel=2)
 
     named = {"train": splits.train, "validation": splits.validation, "test": splits.test}
-    tokens = {k: encoder.tokenize(ex.texts, ex.pairs) for k, ex in named.items() if ex is not None}
-    truncated = {k: t.truncated for k, t in tokens.items()}
+    prepared = {k: task.prepare(encoder, ex) for k, ex in named.items() if ex is not None}
+    truncated = {k: p.tokens.truncated for k, p in prepared.items()}
     if any(truncated.values()):
         warnings.warn("texts cut at --max-length " + str(encoder.max_length) + " tokens: " +
                       ", ".join(f"{k} {v}" for k, v in truncated.items() if v), UserWarning, stacklevel=2)
 
-    task = TASKS[cfg.task](splits.labels, splits.label_type)
-    targets = {k: task.encode_labels(ex.labels) for k, ex in named.items() if ex is not None}
     if cfg.class_weights == "balanced":
-        task.class_weights = task.balanced_weights(targets["train"], len(splits.labels))
+        if not hasattr(task, "balanced_weights"):
+            raise UserError(f"--class-weights balanced: only for classify, not for the '{task.name}' task.")
+        task.class_weights = task.balanced_weights(prepared["train"].targets, len(task.labels))
 
     strategy_name, reason = cfg.strategy, "chosen with --strategy"
     if strategy_name == "auto":
         n_params = sum(p.numel() for p in encoder.parameters())
-        strategy_name, reason = choose_strategy(splits.train.labels, int(tokens["train"].lengths().sum()),
+        strategy_name, reason = choose_strategy(task, splits.train, int(prepared["train"].tokens.lengths().sum()),
                                                 n_params, cfg.epochs or STRATEGIES["full"].epochs)
-    progress.info(f"task {task.name}: {len(splits.labels)} labels; train {len(splits.train)}, validation "
+    labels_note = f"{len(task.labels)} labels; " if task.labels else ""
+    progress.info(f"task {task.name} ({splits.task_reason}): {labels_note}train {len(splits.train)}, validation "
                   f"{len(splits.validation)}{' (carved from train)' if splits.validation_carved else ''}"
                   f"{f', test {len(splits.test)}' if splits.test is not None else ''}")
     progress.info(f"encoder {cfg.model} ({encoder.pooling} pooling, max length {encoder.max_length}, "
                   f"{precision}); strategy {strategy_name}: {reason}")
 
-    ctx = RunContext(cfg, encoder, task, splits, tokens, targets, precision)
+    ctx = RunContext(cfg, encoder, task, splits, prepared, precision)
     result = STRATEGIES[strategy_name]().run(ctx)
 
-    predictor = Predictor(TaskModel(encoder, result.head), encoder, task, {}, precision="fp32")
-    scores = {}
+    model = TaskModel(encoder, result.head, task.level)
+    outputs = {}
     for split in ("validation", "test"):
-        ex = named[split]
-        if ex is None:
+        if named[split] is None:
             continue
         if split in result.features:  # a frozen encoder: its features are already computed
-            logits = head_logits(result.head, result.features[split])
+            outputs[split] = head_logits(result.head, result.features[split])
         else:
-            logits = predictor.logits(ex.texts, ex.pairs)
-        scores[split] = task.metrics(logits, targets[split].numpy())
+            outputs[split] = batched_logits(model, encoder, prepared[split].tokens, 256, "fp32",
+                                            max_tokens=TOKENS_PER_BATCH)
+    fitted = task.after_fit(outputs["validation"], prepared["validation"], named["validation"])
+    scores = {split: task.evaluate_outputs(out, prepared[split], named[split]) for split, out in outputs.items()}
+    predictor = Predictor(model, encoder, task, {}, precision="fp32")
 
     wall = time.perf_counter() - t_start
     loop = result.loop
     meta = {
         **task.config(),
-        "pooling": encoder.pooling, "layer": encoder.layer, "max_length": encoder.max_length,
+        "level": task.level, "pooling": encoder.pooling, "layer": encoder.layer, "max_length": encoder.max_length,
         "dropout": cfg.dropout, "strategy": strategy_name, "base_model": cfg.model,
         "columns": {"text": splits.columns.text, "pair": splits.columns.pair, "label": splits.columns.label},
         "enctune_version": __version__,
     }
     predictor.meta = meta
     metrics = {
-        "task": task.name, "strategy": strategy_name, "strategy_reason": reason,
-        "primary_metric": task.primary_metric,
+        "task": task.name, "task_reason": splits.task_reason, "strategy": strategy_name, "strategy_reason": reason,
+        "primary_metric": task.primary_metric, **({"fitted_on_validation": fitted} if fitted else {}),
         "validation": scores.get("validation"), "test": scores.get("test"),
         "history": loop.history,
         "costs": {
@@ -157,7 +173,7 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
             "threads": torch.get_num_threads(), "truncated_texts": truncated, **result.costs,
         },
         "data": {
-            "files": splits.files, "labels": splits.labels, "validation_carved": splits.validation_carved,
+            "files": splits.files, "labels": task.labels, "validation_carved": splits.validation_carved,
             "sizes": {k: len(ex) for k, ex in named.items() if ex is not None},
             "fingerprints": {k: texts_hash(ex.texts, ex.pairs)[:16] for k, ex in named.items() if ex is not None},
         },
@@ -172,11 +188,10 @@ def _model_card(meta: dict, metrics: dict) -> str:
     lines = [f"# enctune model: {meta['task']}", "",
              f"- base encoder: `{meta['base_model']}` ({meta['pooling']} pooling, max length {meta['max_length']})",
              f"- strategy: `{meta['strategy']}` ({metrics['strategy_reason']})",
-             f"- labels: {', '.join(str(x) for x in meta['labels'])}"]
+             *([f"- labels: {', '.join(str(x) for x in meta['labels'])}"] if meta.get("labels") else [])]
     for split in ("validation", "test"):
         if metrics.get(split):
-            m = metrics[split]
-            lines.append(f"- {split}: accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}")
+            lines.append(f"- {split}: {TASKS[meta['task']].from_config(meta).summary(metrics[split])}")
     lines += ["", "Load it with `enctune.load(path)` or `enctune predict path TEXT...`.", ""]
     return "\n".join(lines)
 
@@ -197,25 +212,21 @@ def _write_run(out: Path, encoder, head, meta: dict, metrics: dict, cfg: TrainCo
 def evaluate(path: str | os.PathLike, data: str | os.PathLike, text_column: str | None = None,
              pair_column: str | None = None, label_column: str | None = None, batch_size: int = 256) -> dict:
     """Metrics of a trained model on a labelled file."""
-    from .data.dataset import examples_from_table, infer_columns
     from .data.readers import read_table
 
     predictor = load(path)
+    task = predictor.task
     cols = predictor.meta.get("columns", {})
     table = read_table(data)
-    columns = infer_columns(table, text_column or _present(table, cols.get("text")),
-                            pair_column or _present(table, cols.get("pair")),
-                            label_column or _present(table, cols.get("label")))
-    ex = examples_from_table(table, columns)
-    known = set(predictor.labels)
-    for i, lab in enumerate(ex.labels):
-        if lab not in known:
-            raise UserError(f"{ex.where(i)}, column '{columns.label}': label '{lab}' is not one the model knows "
-                            f"({', '.join(predictor.labels)}).")
-    with progress.bar("evaluate", total=len(ex)) as pbar:
-        logits = predictor.logits(ex.texts, ex.pairs, batch_size, progress=pbar)
-    metrics = predictor.task.metrics(logits, predictor.task.encode_labels(ex.labels).numpy())
-    return {"n": len(ex), **metrics}
+    columns = task.infer_columns(table, text_column or _present(table, cols.get("text")),
+                                 pair_column or _present(table, cols.get("pair")),
+                                 label_column or _present(table, cols.get("label")))
+    ex = task.read(table, columns)
+    task.check(ex, columns.label)
+    prepared = task.prepare(predictor.encoder, ex)
+    with progress.bar("evaluate", total=len(prepared)) as pbar:
+        outputs = predictor.outputs(prepared, batch_size, progress=pbar)
+    return {"n": len(ex), "task": task.name, **task.evaluate_outputs(outputs, prepared, ex)}
 
 
 def _present(table, name: str | None) -> str | None:
@@ -225,10 +236,11 @@ def _present(table, name: str | None) -> str | None:
 def predict_file(path: str | os.PathLike, input_file: str | os.PathLike, text_column: str | None = None,
                  pair_column: str | None = None, batch_size: int = 256, precision: str = "fp32") -> list[dict]:
     predictor = load(path, precision=precision)
-    ex = load_texts(input_file, text_column, pair_column)
-    with progress.bar("predict", total=len(ex)) as pbar:
-        logits = predictor.logits(ex.texts, ex.pairs, batch_size, progress=pbar)
-    return predictor.task.decode(logits)
+    ex = load_texts(input_file, text_column, pair_column, task=predictor.task)
+    prepared = predictor.task.prepare(predictor.encoder, ex)
+    with progress.bar("predict", total=len(prepared)) as pbar:
+        outputs = predictor.outputs(prepared, batch_size, progress=pbar)
+    return predictor.task.decode_outputs(outputs, prepared, ex)
 
 
 def embed(model: str, texts: list[str] | Examples, layer: int | None = None, pooling: str | None = None,

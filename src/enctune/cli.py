@@ -47,7 +47,8 @@ def train(
     validation: str | None = Opt(None, "--validation", help="Validation file (else carved from train)."),
     test: str | None = Opt(None, "--test", help="Test file, evaluated at the end of the run."),
     model: str | None = Opt(None, "--model", help="Encoder: 'default', a local folder or a hub id."),
-    task: str | None = Opt(None, "--task", help="classify."),
+    task: str | None = Opt(None, "--task", help="auto, classify, multilabel, regress, tag or extract "
+                                                   "[default: auto, from the data's shape]."),
     strategy: str | None = Opt(None, "--strategy", help="auto, full or probe [default: auto]."),
     text_column: str | None = Opt(None, "--text-column"),
     text_pair_column: str | None = Opt(None, "--text-pair-column"),
@@ -71,6 +72,13 @@ def train(
     freeze_embeddings: bool | None = Opt(None, "--freeze-embeddings/--train-embeddings",
                                          help="full: keep the word-embedding matrix fixed [default: freeze]."),
     trust_remote_code: bool | None = Opt(None, "--trust-remote-code", help="Allow model code from the folder."),
+    pair_mode: str | None = Opt(None, "--pair-mode", help="Text pairs: cross (one input), bi (encoded apart) or "
+                                                         "auto [bi for regress, else cross]."),
+    label_delimiter: str | None = Opt(None, "--label-delimiter", help="multilabel: separator in string labels [,]."),
+    at_least_one: bool | None = Opt(None, "--at-least-one/--allow-no-label",
+                                    help="multilabel: always predict a label [default: when every train row has one]."),
+    max_answer_length: int | None = Opt(None, "--max-answer-length", help="extract: most tokens in an answer [30]."),
+    doc_stride: int | None = Opt(None, "--doc-stride", help="extract: token overlap of context windows [128]."),
     config: str | None = Opt(None, "--config", help="YAML or JSON file with the same option names."),
     quiet: bool = Opt(False, "--quiet", "-q"),
     as_json: bool = Opt(False, "--json", help="Print the run's metrics as JSON."),
@@ -89,11 +97,17 @@ def train(
         _print_metrics(run.metrics)
 
 
+def _summary(task_name: str, m: dict) -> str:
+    from .tasks import TASKS
+
+    return TASKS[task_name]().summary(m)
+
+
 def _print_metrics(metrics: dict) -> None:
     for split in ("validation", "test"):
         m = metrics.get(split)
         if m:
-            print(f"{split}: accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}")
+            print(f"{split}: {_summary(metrics['task'], m)}")
     c = metrics["costs"]
     print(f"strategy {metrics['strategy']}; {c['wall_seconds']:.1f} s wall, {c['train_examples_per_second']:.0f} "
           f"train examples/s, peak memory {c['peak_rss_mb']:.0f} MB, {c['trainable_params']:,} of "
@@ -119,16 +133,20 @@ def evaluate(
     if as_json:
         print(json.dumps(m))
         return
-    print(f"examples {m['n']}  accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}")
-    print(f"{'label':<20} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>8}")
-    for lab, s in m["per_class"].items():
-        print(f"{lab:<20} {s['precision']:>9.4f} {s['recall']:>9.4f} {s['f1']:>9.4f} {s['support']:>8}")
+    print(f"examples {m['n']}  {_summary(m['task'], m)}")
+    rows = m.get("per_class") or m.get("per_label") or m.get("per_type") or {}
+    if rows:
+        print(f"{'label':<20} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>8}")
+        for lab, s in rows.items():
+            print(f"{lab:<20} {s['precision']:>9.4f} {s['recall']:>9.4f} {s['f1']:>9.4f} {s['support']:>8}")
 
 
 @app.command()
 def predict(
     run: str = typer.Argument(..., help="Run folder (or its model/ folder)."),
-    texts: list[str] | None = typer.Argument(None, help="Texts to classify."),
+    texts: list[str] | None = typer.Argument(None, help="Texts to predict on (questions, for extract)."),
+    pair: list[str] | None = Opt(None, "--pair", help="The second text of each inline text (its context, for "
+                                                      "extract); repeat once per text."),
     input_file: str | None = Opt(None, "--input", help="File of texts (jsonl, csv, tsv, json, parquet, txt)."),
     output: str | None = Opt(None, "--output", help="Write predictions here as JSON lines."),
     text_column: str | None = Opt(None, "--text-column"),
@@ -152,7 +170,7 @@ def predict(
         preds = api.predict_file(run, input_file, text_column, text_pair_column, batch_size, precision)
         shown = None
     else:
-        preds = api.load(run, precision=precision).predict(texts, batch_size=batch_size)
+        preds = api.load(run, precision=precision).predict(texts, pair or None, batch_size=batch_size)
         shown = texts
     if output:
         def write(tmp):
@@ -167,9 +185,26 @@ def predict(
         print(json.dumps(preds))
     elif not output:
         for i, p in enumerate(preds):
-            probs = "  ".join(f"{k}={v:.3f}" for k, v in p["probabilities"].items())
             head = f"{shown[i]!r}: " if shown else ""
-            print(f"{head}{p['label']}  ({probs})")
+            print(f"{head}{_describe(p)}")
+
+
+def _describe(p: dict) -> str:
+    """One prediction as a line of text, whatever the task."""
+    if "label" in p:
+        probs = "  ".join(f"{k}={v:.3f}" for k, v in p["probabilities"].items())
+        return f"{p['label']}  ({probs})"
+    if "labels" in p:
+        return ", ".join(p["labels"]) or "(no label)"
+    if "value" in p:
+        return f"{p['value']:.4f}"
+    if "values" in p:
+        return "  ".join(f"{k}={v:.4f}" for k, v in p["values"].items())
+    if "entities" in p:
+        return "  ".join(f"[{e['text']}]({e['type']})" for e in p["entities"]) or "(no entity)"
+    if "answer" in p:
+        return f"{p['answer']!r} (characters {p['start']}-{p['end']})"
+    return json.dumps(p)
 
 
 EMBED_FORMATS = (".npy", ".parquet", ".jsonl")

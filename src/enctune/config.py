@@ -23,7 +23,7 @@ class TrainConfig(BaseModel):
     validation: str | None = None
     test: str | None = None
     model: str = "default"
-    task: Literal["classify"] = "classify"
+    task: Literal["auto", "classify", "multilabel", "regress", "tag", "extract"] = "auto"
     strategy: Literal["auto", "full", "probe"] = "auto"
     text_column: str | None = None
     text_pair_column: str | None = None
@@ -47,6 +47,12 @@ class TrainConfig(BaseModel):
     validation_fraction: float = Field(default=0.1, gt=0, lt=0.9)
     freeze_embeddings: bool = True  # full: keep the word-embedding matrix fixed (half the optimizer state)
     trust_remote_code: bool = False
+    # task options
+    pair_mode: Literal["auto", "cross", "bi"] = "auto"  # text pairs: one input (cross) or encoded apart (bi)
+    label_delimiter: str | None = None  # multilabel: splits a string label into labels [default: ","]
+    at_least_one: bool | None = None  # multilabel: always predict a label [default: when every train row has one]
+    max_answer_length: int | None = Field(default=None, ge=1, le=1024)  # extract: tokens in an answer [30]
+    doc_stride: int | None = Field(default=None, ge=8, le=4096)  # extract: overlap of context windows [128]
 
     @field_validator("data", "out")
     @classmethod

@@ -12,15 +12,28 @@ from .training.precision import autocast
 
 
 class TaskModel(nn.Module):
-    """Encoder followed by the task head: token ids (B, T) -> logits (B, C)."""
+    """Encoder followed by the task head.
 
-    def __init__(self, encoder: Encoder, head: nn.Module):
+    ``sequence`` level: token ids (B, T) -> pooled (B, H) -> logits (B, C); a text pair
+    encoded apart (the ``*_b`` inputs) gives [u; v] (B, 2H) to the head.
+    ``token`` level: token ids (B, T) -> hidden states (B, T, H) -> logits (B, T, C).
+    """
+
+    def __init__(self, encoder: Encoder, head: nn.Module, level: str = "sequence"):
         super().__init__()
         self.encoder = encoder
         self.head = head
+        self.level = level
 
-    def forward(self, input_ids, attention_mask, token_type_ids=None) -> torch.Tensor:
-        return self.head(self.encoder(input_ids, attention_mask, token_type_ids))
+    def forward(self, input_ids, attention_mask, token_type_ids=None, input_ids_b=None, attention_mask_b=None,
+                token_type_ids_b=None) -> torch.Tensor:
+        if self.level == "token":
+            (h,) = self.encoder.hidden(input_ids, attention_mask, token_type_ids)
+            return self.head(h)
+        u = self.encoder(input_ids, attention_mask, token_type_ids)
+        if input_ids_b is not None:
+            u = torch.cat([u, self.encoder(input_ids_b, attention_mask_b, token_type_ids_b)], dim=-1)
+        return self.head(u)
 
 
 class HeadModel(nn.Module):
@@ -36,12 +49,15 @@ class HeadModel(nn.Module):
 
 @torch.inference_mode()
 def batched_logits(model: nn.Module, encoder: Encoder, tokens: Tokenized, batch_size: int = 64,
-                   precision: str = "fp32", progress=None, max_tokens: int | None = None) -> np.ndarray:
+                   precision: str = "fp32", progress=None, max_tokens: int | None = None):
     """``model(**batch)`` logits for every example, in input order.
 
     Batches are sorted by length; with ``max_tokens`` they are sized by a padded-token budget
-    (at most ``batch_size`` rows), else they hold ``batch_size`` rows each.
+    (at most ``batch_size`` rows), else they hold ``batch_size`` rows each. A sequence-level
+    model gives an array (N, C); a token-level one a list of (T_i, C) arrays, one per example,
+    cut to its own tokens (token-level models are fed right-padded batches).
     """
+    token_level = getattr(model, "level", "sequence") == "token"
     was = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -56,6 +72,14 @@ def batched_logits(model: nn.Module, encoder: Encoder, tokens: Tokenized, batch_
         batch = {k: v.to(device) for k, v in encoder.collate(tokens, idx).items()}
         with autocast(device.type, precision):
             logits = model(**batch).float().cpu().numpy()
+        if token_level:
+            if out is None:
+                out = [None] * len(tokens)
+            for r, i in enumerate(idx):
+                out[i] = logits[r, :len(tokens.input_ids[i])]
+            if progress is not None:
+                progress(len(idx))
+            continue
         if out is None:
             out = np.zeros((len(tokens), logits.shape[-1]), dtype=np.float32)
         out[idx] = logits

@@ -13,6 +13,7 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -36,9 +37,11 @@ class Examples:
 
     texts: list[str]
     pairs: list[str] | None
-    labels: list[str] | None
+    labels: list | None  # in the task's form: a string, a list of strings, numbers, tags, answers
     table: Table | None = None
     rows: list[int] = field(default_factory=list)  # index into table.records, for messages
+    words: list[list[str]] | None = None  # tag: the words of each example (texts holds them joined)
+    ids: list | None = None  # extract: question ids, when the data has them
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -50,13 +53,11 @@ class Examples:
 
     def subset(self, idx) -> Examples:
         idx = list(idx)
-        return Examples(
-            [self.texts[i] for i in idx],
-            [self.pairs[i] for i in idx] if self.pairs is not None else None,
-            [self.labels[i] for i in idx] if self.labels is not None else None,
-            self.table,
-            [self.rows[i] for i in idx] if self.rows else [],
-        )
+        def pick(xs):
+            return [xs[i] for i in idx] if xs is not None else None
+
+        return Examples(pick(self.texts), pick(self.pairs), pick(self.labels), self.table,
+                        pick(self.rows) if self.rows else [], pick(self.words), pick(self.ids))
 
 
 @dataclass
@@ -72,10 +73,18 @@ class Splits:
     validation: Examples
     test: Examples | None
     columns: Columns
-    labels: list[str]  # the label map: index -> label
-    label_type: str  # "int" when every label is an integer, else "str"
+    task: Any  # tasks.Task, fitted on train (label map, target statistics)
     validation_carved: bool = False
     files: dict[str, str] = field(default_factory=dict)
+    task_reason: str = ""
+
+    @property
+    def labels(self) -> list[str]:
+        return self.task.labels
+
+    @property
+    def label_type(self) -> str:
+        return self.task.label_type
 
 
 def _pick(columns: list[str], wanted: str | None, names: tuple[str, ...], what: str, flag: str,
@@ -129,8 +138,10 @@ def _text_str(v) -> str | None:
     return str(v)
 
 
-def examples_from_table(table: Table, columns: Columns, need_label: bool = True) -> Examples:
-    """Check every row of one table and turn it into Examples."""
+def examples_from_table(table: Table, columns: Columns, need_label: bool = True, parse_label=None,
+                        expected: str = "a string or an integer label") -> Examples:
+    """Check every row of one table and turn it into Examples (labels parsed by ``parse_label``)."""
+    parse_label = parse_label or _label_str
     texts, pairs, labels = [], [] if columns.pair else None, [] if (columns.label and need_label) else None
     empty, bad_label = [], []
     for i, rec in enumerate(table.records):
@@ -147,7 +158,7 @@ def examples_from_table(table: Table, columns: Columns, need_label: bool = True)
                 continue
             pairs.append(p)
         if labels is not None:
-            lab = _label_str(rec.get(columns.label))
+            lab = parse_label(rec.get(columns.label))
             if lab is None:
                 bad_label.append(i)
             labels.append(lab)
@@ -162,7 +173,7 @@ def examples_from_table(table: Table, columns: Columns, need_label: bool = True)
         first = ", ".join(str(table.lines[i]) for i in bad_label[:5])
         raise UserError(
             f"{table.path}: {len(bad_label)} row(s) with a missing or invalid label in column '{columns.label}' "
-            f"(line {first}{', ...' if len(bad_label) > 5 else ''}). Expected a string or an integer label."
+            f"(line {first}{', ...' if len(bad_label) > 5 else ''}). Expected {expected}."
         )
     return Examples(texts, pairs, labels, table, list(range(len(table.records))))
 
@@ -203,8 +214,9 @@ def find_split_files(folder: Path) -> dict[str, Path]:
     return found
 
 
-def carve_validation(train: Examples, fraction: float, seed: int) -> tuple[Examples, Examples]:
-    """Stratified, seeded split of train into (train, validation)."""
+def carve_validation(train: Examples, fraction: float, seed: int,
+                     stratify_key: list | None = None) -> tuple[Examples, Examples]:
+    """Seeded split of train into (train, validation), stratified by ``stratify_key`` when it allows."""
     from sklearn.model_selection import train_test_split
 
     n = len(train)
@@ -213,15 +225,19 @@ def carve_validation(train: Examples, fraction: float, seed: int) -> tuple[Examp
         raise UserError(f"{train.where(0).split(',')[0]}: only {n} examples; need at least 3 to carve a validation split "
                         "(or give --validation).")
     idx = np.arange(n)
-    counts = Counter(train.labels or [])
-    stratify = train.labels if train.labels and min(counts.values()) >= 2 and n_val >= len(counts) else None
+    counts = Counter(stratify_key or [])
+    stratify = stratify_key if stratify_key and min(counts.values()) >= 2 and n_val >= len(counts) else None
     tr, va = train_test_split(idx, test_size=n_val, random_state=seed, stratify=stratify)
     return train.subset(sorted(tr)), train.subset(sorted(va))
 
 
 def load_splits(data: str | Path, validation: str | Path | None = None, test: str | Path | None = None,
                 text_column: str | None = None, pair_column: str | None = None, label_column: str | None = None,
-                validation_fraction: float = 0.1, seed: int = 42) -> Splits:
+                validation_fraction: float = 0.1, seed: int = 42, task: str | None = None,
+                task_options: dict | None = None) -> Splits:
+    """Read and check every split through the task (``task`` None or "auto": the data's shape decides)."""
+    from ..tasks import detect_task, get_task
+
     data = Path(data)
     if not data.exists():
         raise UserError(f"{data}: no such file or folder.")
@@ -232,51 +248,48 @@ def load_splits(data: str | Path, validation: str | Path | None = None, test: st
         files["test"] = Path(test)
 
     train_table = read_table(files["train"])
-    columns = infer_columns(train_table, text_column, pair_column, label_column)
-    train = examples_from_table(train_table, columns)
-    labels, label_type = label_map(train.labels)
-    if len(labels) < 2:
-        raise UserError(
-            f"{files['train']}: every example has the label '{labels[0]}' in column '{columns.label}'; "
-            "a classifier needs at least two classes."
-        )
+    if task in (None, "auto"):
+        task, reason = detect_task(train_table, text_column, pair_column, label_column)
+    else:
+        reason = "chosen with --task"
+    t = get_task(task)(**(task_options or {}))
+    columns = t.infer_columns(train_table, text_column, pair_column, label_column)
+    train = t.read(train_table, columns)
+    t.fit(train, columns.label)
+    t.resolve_pair_mode(train.pairs is not None)
 
     def other(split: str) -> Examples | None:
         if split not in files:
             return None
         table = read_table(files[split])
-        cols = infer_columns(table, columns.text, columns.pair, columns.label)
-        ex = examples_from_table(table, cols)
-        known = set(labels)
-        unseen = [i for i, lab in enumerate(ex.labels) if lab not in known]
-        if unseen:
-            i = unseen[0]
-            names = sorted({ex.labels[j] for j in unseen})
-            raise UserError(
-                f"{ex.where(i)}, column '{cols.label}': label '{ex.labels[i]}' never appears in train "
-                f"({len(unseen)} row(s), labels {', '.join(names[:5])}). Train labels: {', '.join(labels)}."
-            )
+        ex = t.read(table, t.infer_columns(table, columns.text, columns.pair, columns.label))
+        t.check(ex, columns.label)
         return ex
 
     val, tst = other("validation"), other("test")
     carved = False
     if val is None:
-        train, val = carve_validation(train, validation_fraction, seed)
+        train, val = carve_validation(train, validation_fraction, seed, t.stratify_key(train))
         carved = True
 
     dupes = len(train) - len(set(zip(train.texts, train.pairs or [None] * len(train), strict=False)))
     if dupes:
         warnings.warn(f"{files['train']}: {dupes} exact duplicate text(s) in train.", UserWarning, stacklevel=2)
     if tst is not None:
-        overlap = len(set(train.texts) & set(tst.texts))
+        overlap = len(set(zip(train.texts, train.pairs or [None] * len(train), strict=False))
+                      & set(zip(tst.texts, tst.pairs or [None] * len(tst), strict=False)))
         if overlap:
-            warnings.warn(f"{overlap} text(s) appear in both train and test ({files['test']}): test scores may "
+            warnings.warn(f"{overlap} example(s) appear in both train and test ({files['test']}): test scores may "
                           "be optimistic.", UserWarning, stacklevel=2)
-    return Splits(train, val, tst, columns, labels, label_type, carved, {k: str(v) for k, v in files.items()})
+    return Splits(train, val, tst, columns, t, carved, {k: str(v) for k, v in files.items()}, reason)
 
 
-def load_texts(path: str | Path, text_column: str | None = None, pair_column: str | None = None) -> Examples:
-    """Texts (and pairs) to predict on or embed, from any supported file; labels are kept when present."""
+def load_texts(path: str | Path, text_column: str | None = None, pair_column: str | None = None,
+               task=None) -> Examples:
+    """Unlabelled inputs to predict on or embed, from any supported file (through ``task`` when given)."""
     table = read_table(path)
+    if task is not None:
+        cols = task.infer_columns(table, text_column, pair_column, None, need_label=False)
+        return task.read(table, Columns(cols.text, cols.pair, None), need_label=False)
     cols = infer_columns(table, text_column, pair_column, None, need_label=False)
     return examples_from_table(table, Columns(cols.text, cols.pair, None), need_label=False)

@@ -25,6 +25,9 @@ FORMATS = {
     ".parquet": "parquet",
     ".pq": "parquet",
     ".txt": "txt",
+    ".conll": "conll",
+    ".iob": "conll",
+    ".bio": "conll",
 }
 
 
@@ -81,7 +84,7 @@ def read_table(path: str | Path) -> Table:
             raise UserError(f"{path}: the file is empty; expected at least one example.")
         text = _decode(path, raw)
         reader = {"csv": _read_delimited, "tsv": _read_delimited, "jsonl": _read_jsonl, "json": _read_json,
-                  "txt": _read_txt}[fmt]
+                  "txt": _read_txt, "conll": _read_conll}[fmt]
         table = reader(path, text, fmt) if fmt in ("csv", "tsv") else reader(path, text)
     if not table.records:
         raise UserError(f"{path}: no examples found; expected at least one row.")
@@ -155,6 +158,8 @@ def _read_json(path: Path, text: str) -> Table:
         if isinstance(e, RecursionError):
             raise UserError(f"{path}: JSON nested too deeply.") from None
         raise UserError(f"{path}, line {e.lineno}: not valid JSON ({e.msg}).") from None
+    if isinstance(obj, dict) and _is_squad(obj):
+        return _flatten_squad(path, obj)
     if isinstance(obj, dict):
         lists = [k for k, v in obj.items() if isinstance(v, list)]
         if len(lists) == 1:
@@ -166,6 +171,73 @@ def _read_json(path: Path, text: str) -> Table:
             raise UserError(f"{path}, record {i + 1}: expected a JSON object, found {type(r).__name__}.")
     # JSON arrays have no useful line numbers: number the records instead.
     return Table(path, obj, list(range(1, len(obj) + 1)))
+
+
+def _is_squad(obj: dict) -> bool:
+    data = obj.get("data")
+    return isinstance(data, list) and bool(data) and isinstance(data[0], dict) and "paragraphs" in data[0]
+
+
+def _flatten_squad(path: Path, obj: dict) -> Table:
+    """SQuAD-style nested JSON (data -> paragraphs -> qas) into one record per question."""
+    records = []
+    for a, article in enumerate(obj["data"], start=1):
+        paragraphs = article.get("paragraphs") if isinstance(article, dict) else None
+        if not isinstance(paragraphs, list):
+            raise UserError(f"{path}, data[{a - 1}]: expected an object with a 'paragraphs' list (SQuAD format).")
+        for p, para in enumerate(paragraphs):
+            where = f"{path}, data[{a - 1}].paragraphs[{p}]"
+            if not isinstance(para, dict) or not isinstance(para.get("context"), str) \
+                    or not isinstance(para.get("qas"), list):
+                raise UserError(f"{where}: expected an object with a 'context' string and a 'qas' list.")
+            for q, qa in enumerate(para["qas"]):
+                if not isinstance(qa, dict):
+                    raise UserError(f"{where}.qas[{q}]: expected an object with 'question' and 'answers'.")
+                answers = qa.get("answers") or []
+                if not isinstance(answers, list) or not all(isinstance(x, dict) for x in answers):
+                    raise UserError(f"{where}.qas[{q}]: 'answers' must be a list of {{text, answer_start}} objects.")
+                records.append({"id": qa.get("id", f"{a}-{p}-{q}"), "title": article.get("title"),
+                                "question": qa.get("question"), "context": para["context"],
+                                "answers": {"text": [x.get("text") for x in answers],
+                                            "answer_start": [x.get("answer_start") for x in answers]}})
+    return Table(path, records, list(range(1, len(records) + 1)))
+
+
+def _read_conll(path: Path, text: str) -> Table:
+    """CoNLL column files: one token per line (first column the word, last column its tag), a blank line
+    between sentences, ``-DOCSTART-`` lines skipped. One record {tokens, tags} per sentence; its line
+    number is the sentence's first line."""
+    records, lines = [], []
+    tokens, tags, start = [], [], 0
+    width = None
+
+    def flush():
+        nonlocal tokens, tags
+        if tokens:
+            records.append({"tokens": tokens, "tags": tags})
+            lines.append(start)
+        tokens, tags = [], []
+
+    for n, line in enumerate(text.splitlines(), start=1):
+        cols = line.split()
+        if not cols:
+            flush()
+            continue
+        if cols[0] == "-DOCSTART-":
+            flush()
+            continue
+        if len(cols) < 2:
+            raise UserError(f"{path}, line {n}: one column ('{cols[0][:40]}'); expected a word and its tag "
+                            "separated by whitespace (CoNLL format).")
+        width = width or len(cols)
+        if len(cols) != width:
+            raise UserError(f"{path}, line {n}: {len(cols)} columns where earlier lines have {width}.")
+        if not tokens:
+            start = n
+        tokens.append(cols[0])
+        tags.append(cols[-1])
+    flush()
+    return Table(path, records, lines, ["tokens", "tags"])
 
 
 def _read_txt(path: Path, text: str) -> Table:

@@ -44,12 +44,15 @@ class Tokenized:
     input_ids: list[list[int]]
     token_type_ids: list[list[int]] | None
     truncated: int
+    second: Tokenized | None = None  # text pairs encoded apart: the second texts
 
     def __len__(self) -> int:
         return len(self.input_ids)
 
     def lengths(self) -> np.ndarray:
-        return np.fromiter((len(x) for x in self.input_ids), dtype=np.int64, count=len(self.input_ids))
+        """Tokens per example (both texts when a pair is encoded apart): what batching sizes by."""
+        n = np.fromiter((len(x) for x in self.input_ids), dtype=np.int64, count=len(self.input_ids))
+        return n + self.second.lengths() if self.second is not None else n
 
 
 def usable_max_length(config, tokenizer, wanted: int | None, default: int = 256) -> int:
@@ -114,7 +117,11 @@ class Encoder(nn.Module):
         return fingerprint(self.source)
 
     # ---- tokenisation and batching ------------------------------------------------------
-    def tokenize(self, texts: list[str], pairs: list[str] | None = None) -> Tokenized:
+    def tokenize(self, texts: list[str], pairs: list[str] | None = None, apart: bool = False) -> Tokenized:
+        """Token ids per text; a pair is one input (``text [SEP] pair``) or, with ``apart``, two inputs."""
+        if apart and pairs is not None:
+            first, second = self.tokenize(texts), self.tokenize(pairs)
+            return Tokenized(first.input_ids, first.token_type_ids, first.truncated + second.truncated, second)
         tok = self.tokenizer
         enc = tok(*((texts, pairs) if pairs is not None else (texts,)), add_special_tokens=True, truncation=True,
                   max_length=self.max_length)
@@ -152,6 +159,8 @@ class Encoder(nn.Module):
         batch = {"input_ids": ids, "attention_mask": mask}
         if tt is not None:
             batch["token_type_ids"] = tt
+        if tokens.second is not None:
+            batch.update({f"{k}_b": v for k, v in self.collate(tokens.second, idx).items()})
         return batch
 
     # ---- forward --------------------------------------------------------------------------
@@ -160,6 +169,9 @@ class Encoder(nn.Module):
         kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None:
             kwargs["token_type_ids"] = token_type_ids
+        if self.causal and self.tokenizer.padding_side == "left":
+            # left padding shifts every token's position: count positions from the first real token
+            kwargs["position_ids"] = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
         layers = layers if layers is not None else [self.layer]
         need_all = any(ly != -1 for ly in layers)
         out = self.model(**kwargs, output_hidden_states=need_all)

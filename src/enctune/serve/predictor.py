@@ -98,13 +98,15 @@ class Predictor:
                             "weights are read).")
         encoder = Encoder.load(str(enc_dir), pooling=meta["pooling"], max_length=meta["max_length"],
                                layer=meta.get("layer", -1))
-        task = TASKS[meta["task"]](meta["labels"], meta.get("label_type", "str"))
+        task = TASKS[meta["task"]].from_config(meta)
+        if task.level == "token":
+            encoder.tokenizer.padding_side = "right"
         head = task.build_head(encoder.hidden_size, meta.get("dropout", 0.1))
         try:
             head.load_state_dict(read_head_state(folder))
         except RuntimeError as e:
             raise UserError(f"{folder / 'head.safetensors'}: does not fit the head in enctune.json ({e}).") from None
-        return cls(TaskModel(encoder, head), encoder, task, meta, precision)
+        return cls(TaskModel(encoder, head, task.level), encoder, task, meta, precision)
 
     @classmethod
     def _load_hf(cls, folder: Path, precision: str) -> Predictor:
@@ -142,18 +144,31 @@ class Predictor:
             raise UserError(f"{len(texts)} texts but {len(pairs)} text pairs; expected one pair per text.")
         return list(texts), (list(pairs) if pairs is not None else None)
 
-    def logits(self, texts, pairs=None, batch_size: int = 256, progress=None) -> np.ndarray:
-        texts, pairs = self._check_pairs(texts, pairs)
-        if not texts:
-            return np.zeros((0, len(self.labels)), dtype=np.float32)
-        tokens = self.encoder.tokenize(texts, pairs)
+    def outputs(self, prepared, batch_size: int = 256, progress=None):
+        """The model's outputs for prepared inputs: (N, C) logits, or one (T_i, C) array per input."""
+        if len(prepared) == 0:
+            return [] if self.task.level == "token" else np.zeros((0, self.n_outputs), dtype=np.float32)
         autocast_precision = "bf16" if self.precision == "bf16" else "fp32"
-        return batched_logits(self.model, self.encoder, tokens, batch_size, autocast_precision, progress,
+        return batched_logits(self.model, self.encoder, prepared.tokens, batch_size, autocast_precision, progress,
                               max_tokens=TOKENS_PER_BATCH)
 
+    @property
+    def n_outputs(self) -> int:
+        return len(self.labels) or int(self.meta.get("n_outputs", 1))
+
+    def logits(self, texts, pairs=None, batch_size: int = 256, progress=None) -> np.ndarray:
+        texts, pairs = self._check_pairs(texts, pairs)
+        return self.outputs(self.task.prepare(self.encoder, self.task.inputs(texts, pairs)), batch_size, progress)
+
     def predict(self, texts, pairs=None, batch_size: int = 256) -> list[dict]:
-        """One dict per text: ``{"label": ..., "probabilities": {label: p}}``."""
-        return self.task.decode(self.logits(texts, pairs, batch_size))
+        """One dict per input, in input order, shaped by the task: ``{"label", "probabilities"}`` for
+        classify, ``{"labels", "probabilities"}`` for multilabel, ``{"value"}`` for regress, entity
+        spans for tag, ``{"answer", "start", "end", "score"}`` for extract (texts = questions, pairs = contexts).
+        """
+        texts, pairs = self._check_pairs(texts, pairs)
+        ex = self.task.inputs(texts, pairs)
+        prepared = self.task.prepare(self.encoder, ex)
+        return self.task.decode_outputs(self.outputs(prepared, batch_size), prepared, ex)
 
     def predict_proba(self, texts, pairs=None, batch_size: int = 256) -> np.ndarray:
         from ..tasks.classify import softmax
@@ -161,8 +176,8 @@ class Predictor:
         return softmax(self.logits(texts, pairs, batch_size))
 
     def evaluate(self, examples: Examples, batch_size: int = 256, progress=None) -> dict:
-        logits = self.logits(examples.texts, examples.pairs, batch_size, progress)
-        return self.task.metrics(logits, self.task.encode_labels(examples.labels).numpy())
+        prepared = self.task.prepare(self.encoder, examples)
+        return self.task.evaluate_outputs(self.outputs(prepared, batch_size, progress), prepared, examples)
 
     def embed(self, texts, pairs=None, layer: int | None = None, pooling: str | None = None,
               batch_size: int = 256) -> np.ndarray:

@@ -19,9 +19,12 @@ CPU_BUDGET_SECONDS = 20 * 60
 MIN_PER_CLASS_FOR_FULL = 8
 
 
-def choose_strategy(labels: list[str], n_tokens: int, n_params: int, epochs: int = 3) -> tuple[str, str]:
-    """(strategy, reason) for a training set with these labels and this many tokens."""
-    smallest = min(Counter(labels).values())
+def choose_strategy(task, train, n_tokens: int, n_params: int, epochs: int = 3) -> tuple[str, str]:
+    """(strategy, reason) for a task and a training set of this many tokens."""
+    if task.level == "token":
+        return "full", f"the {task.name} task needs a vector per token, which only a trained encoder gives"
+    key = task.stratify_key(train)
+    smallest = min(Counter(key).values()) if key else MIN_PER_CLASS_FOR_FULL
     if smallest < MIN_PER_CLASS_FOR_FULL:
         return "probe", (f"the smallest class has {smallest} example(s) (< {MIN_PER_CLASS_FOR_FULL}): "
                          "a frozen encoder with a trained head overfits less")

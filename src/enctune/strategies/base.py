@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
-import torch
 from torch import nn
 
 from ..config import TrainConfig
 from ..data import Splits
 from ..encoders import Encoder, Tokenized
 from ..tasks import Task
+from ..tasks.base import Prepared
 from ..training.loop import LoopResult
 
 
@@ -28,9 +28,22 @@ class RunContext:
     encoder: Encoder
     task: Task
     splits: Splits
-    tokens: dict[str, Tokenized]  # "train", "validation", optionally "test"
-    targets: dict[str, torch.Tensor]
+    prepared: dict[str, Prepared]  # "train", "validation", optionally "test": model inputs and targets
     precision: str
+
+    @property
+    def tokens(self) -> dict[str, Tokenized]:
+        return {k: p.tokens for k, p in self.prepared.items()}
+
+    @property
+    def targets(self) -> dict:
+        return {k: p.targets for k, p in self.prepared.items()}
+
+    def examples(self, split: str):
+        return {"train": self.splits.train, "validation": self.splits.validation, "test": self.splits.test}[split]
+
+    def score(self, outputs, split: str = "validation") -> float:
+        return self.task.score_outputs(outputs, self.prepared[split], self.examples(split))
 
 
 @dataclass
@@ -51,9 +64,12 @@ class Strategy:
     def run(self, ctx: RunContext) -> StrategyResult:
         raise NotImplementedError
 
-    def hyper(self, cfg: TrainConfig) -> tuple[int, float, int]:
-        """Epochs, learning rate and batch size: the user's when given, else this strategy's."""
-        return cfg.epochs or self.epochs, cfg.lr or self.lr, cfg.batch_size or self.batch_size
+    def hyper(self, cfg: TrainConfig, task: Task | None = None) -> tuple[int, float, int]:
+        """Epochs, learning rate and batch size: the user's when given, else the task's for this
+        strategy, else this strategy's."""
+        d = task.defaults.get(self.name, {}) if task is not None else {}
+        return (cfg.epochs or d.get("epochs", self.epochs), cfg.lr or d.get("lr", self.lr),
+                cfg.batch_size or d.get("batch_size", self.batch_size))
 
 
 STRATEGIES: dict[str, type[Strategy]] = {}

@@ -30,9 +30,9 @@ class FullStrategy(Strategy):
 
     def run(self, ctx: RunContext) -> StrategyResult:
         cfg, enc, task = ctx.cfg, ctx.encoder, ctx.task
-        epochs, lr, batch_size = self.hyper(cfg)
+        epochs, lr, batch_size = self.hyper(cfg, task)
         head = task.build_head(enc.hidden_size, cfg.dropout)
-        model = TaskModel(enc, head)
+        model = TaskModel(enc, head, task.level)
         for p in model.parameters():
             p.requires_grad_(True)
         if cfg.freeze_embeddings:
@@ -45,12 +45,12 @@ class FullStrategy(Strategy):
         tokens, targets = ctx.tokens["train"], ctx.targets["train"]
         sampler = LengthBucketSampler(tokens.lengths(), batch_size, cfg.seed)
         loader = DataLoader(range(len(tokens)), batch_sampler=sampler,
-                            collate_fn=lambda idx: {**enc.collate(tokens, idx), "labels": targets[idx]})
-        val_tokens, val_targets = ctx.tokens["validation"], ctx.targets["validation"].numpy()
+                            collate_fn=lambda idx: {**enc.collate(tokens, idx),
+                                                    "labels": task.collate_targets(targets, idx)})
+        val_tokens = ctx.tokens["validation"]
 
         def evaluate(m):
-            score = task.score(batched_logits(m, m.encoder, val_tokens, 256, ctx.precision, max_tokens=8192),
-                               val_targets)
+            score = ctx.score(batched_logits(m, m.encoder, val_tokens, 256, ctx.precision, max_tokens=8192))
             return score, {task.primary_metric: score}
 
         loop_cfg = LoopConfig(epochs=epochs, lr=lr, weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio,

@@ -14,6 +14,7 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 
 from .. import progress
 from ..encoders.cache import cached_features
+from ..errors import UserError
 from ..model import HeadModel, head_logits
 from ..training.loop import LoopConfig, fit
 from .base import RunContext, Strategy, StrategyResult, count_params, register
@@ -29,7 +30,10 @@ class ProbeStrategy(Strategy):
 
     def run(self, ctx: RunContext) -> StrategyResult:
         cfg, enc, task = ctx.cfg, ctx.encoder, ctx.task
-        epochs, lr, batch_size = self.hyper(cfg)
+        epochs, lr, batch_size = self.hyper(cfg, task)
+        if task.level != "sequence":
+            raise UserError(f"--strategy probe trains a head on cached pooled vectors; the '{task.name}' task needs "
+                            "a vector per token: use --strategy full.")
         for p in enc.parameters():
             p.requires_grad_(False)
         features, hits, tokens_encoded = {}, 0, 0
@@ -38,14 +42,20 @@ class ProbeStrategy(Strategy):
             if ex is None:
                 continue
             tok = ctx.tokens[split]
-            with progress.bar(f"encode {split}", total=len(tok)) as pbar:
-                feats, hit = cached_features(enc, ex.texts, ex.pairs, tok, [enc.layer], [enc.pooling],
-                                             precision=ctx.precision, progress=pbar)
-            features[split] = feats[(enc.layer, enc.pooling)]
-            hits += hit
-            if not hit:
-                tokens_encoded += int(tok.lengths().sum())
-        progress.info(f"features: {hits} of {len(features)} split(s) from the cache")
+            # a pair encoded apart is two texts, each with its own vector: [u; v]
+            parts = [(ex.texts, None, tok), (ex.pairs, None, tok.second)] if tok.second is not None \
+                else [(ex.texts, ex.pairs, tok)]
+            vectors = []
+            with progress.bar(f"encode {split}", total=sum(len(t) for _, _, t in parts)) as pbar:
+                for texts, pairs, t in parts:
+                    feats, hit = cached_features(enc, texts, pairs, t, [enc.layer], [enc.pooling],
+                                                 precision=ctx.precision, progress=pbar)
+                    vectors.append(feats[(enc.layer, enc.pooling)])
+                    hits += hit
+                    if not hit:
+                        tokens_encoded += int(np.sum([len(x) for x in t.input_ids]))
+            features[split] = np.concatenate(vectors, axis=1) if len(vectors) > 1 else vectors[0]
+        progress.info(f"features: {hits} cache hit(s) for {len(features)} split(s)")
 
         head = task.build_head(enc.hidden_size, cfg.dropout)
         model = HeadModel(head)
@@ -53,14 +63,14 @@ class ProbeStrategy(Strategy):
         y = ctx.targets["train"]
         gen = torch.Generator().manual_seed(cfg.seed)
         # whole batches are sliced out of the feature matrix at once (no per-row collation)
-        sampler = BatchSampler(RandomSampler(range(len(y)), generator=gen), batch_size, drop_last=False)
-        loader = DataLoader(range(len(y)), batch_sampler=sampler,
+        sampler = BatchSampler(RandomSampler(range(len(x)), generator=gen), batch_size, drop_last=False)
+        loader = DataLoader(range(len(x)), batch_sampler=sampler,
                             collate_fn=lambda idx: {"features": x[torch.as_tensor(idx)],
-                                                    "labels": y[torch.as_tensor(idx)]})
-        val_x, val_y = features["validation"], ctx.targets["validation"].numpy()
+                                                    "labels": task.collate_targets(y, idx)})
+        val_x = features["validation"]
 
         def evaluate(m):
-            score = task.score(head_logits(m.head, val_x), val_y)
+            score = ctx.score(head_logits(m.head, val_x))
             return score, {task.primary_metric: score}
 
         loop_cfg = LoopConfig(epochs=epochs, lr=lr, weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio,

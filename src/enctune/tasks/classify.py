@@ -14,7 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Task, register
+from ..data.dataset import Examples, _label_str, label_map
+from ..errors import UserError
+from .base import Task, linear_head, register
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -28,8 +30,33 @@ class ClassifyTask(Task):
     name = "classify"
     primary_metric = "accuracy"
 
+    label_expected = "a string or an integer label"
+
+    def parse_label(self, value):
+        return _label_str(value)
+
+    def fit(self, train: Examples, column: str | None) -> None:
+        self.labels, self.label_type = label_map(train.labels)
+        if len(self.labels) < 2:
+            raise UserError(f"{train.where(0).rsplit(', ', 1)[0]}: every example has the label '{self.labels[0]}' "
+                            f"in column '{column}'; a classifier needs at least two classes.")
+
+    def check(self, ex: Examples, column: str | None) -> None:
+        known = set(self.labels)
+        unseen = [i for i, lab in enumerate(ex.labels) if lab not in known]
+        if unseen:
+            i = unseen[0]
+            names = sorted({ex.labels[j] for j in unseen})
+            raise UserError(
+                f"{ex.where(i)}, column '{column}': label '{ex.labels[i]}' never appears in train "
+                f"({len(unseen)} row(s), labels {', '.join(names[:5])}). Train labels: {', '.join(self.labels)}."
+            )
+
+    def stratify_key(self, ex: Examples) -> list | None:
+        return ex.labels
+
     def build_head(self, hidden_size: int, dropout: float = 0.1) -> nn.Module:
-        return nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden_size, len(self.labels)))
+        return linear_head(hidden_size, len(self.labels), dropout, self.pair_mode)
 
     def encode_labels(self, labels: list[str]) -> torch.Tensor:
         index = {lab: i for i, lab in enumerate(self.labels)}
@@ -66,6 +93,9 @@ class ClassifyTask(Task):
     def output_label(self, i: int):
         lab = self.labels[i]
         return int(lab) if self.label_type == "int" else lab
+
+    def summary(self, m: dict) -> str:
+        return f"accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}"
 
     def decode(self, logits: np.ndarray) -> list[dict]:
         probs = softmax(logits.astype(np.float64))
