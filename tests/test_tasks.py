@@ -165,6 +165,11 @@ def test_regress_pairs_are_encoded_apart_with_a_cosine_head(tiny_bert_std, tmp_p
     preds = roundtrip(run, tmp_path / "run", ["good great the", "film was it"], ["lovely fine a", "good fine it"])
     for p in preds:  # a cosine in [-1, 1] mapped to the train range
         assert lo - (hi - lo) - 1e-6 <= p["value"] <= hi + 1e-6
+    # the probe caches each side's vectors and trains the projection alone
+    probe = enctune.train(data=str(data), out=str(tmp_path / "probe"), model=str(tiny_bert_std), strategy="probe",
+                          epochs=5)
+    assert probe.metrics["costs"]["cache_hits"] == 0 and probe.metrics["costs"]["trainable_params"] == 32 * 32 + 32
+    roundtrip(probe, tmp_path / "probe", ["good great the"], ["lovely fine a"])
     # cross mode on request: one input, linear head
     run2 = enctune.train(data=str(data), out=str(tmp_path / "run2"), model=str(tiny_bert_std), pair_mode="cross", **FULL)
     assert json.loads((tmp_path / "run2" / "model" / "enctune.json").read_text())["pair_mode"] == "cross"

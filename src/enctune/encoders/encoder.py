@@ -49,6 +49,10 @@ class Tokenized:
     def __len__(self) -> int:
         return len(self.input_ids)
 
+    def alone(self) -> Tokenized:
+        """The first texts only (without the second texts of pairs encoded apart)."""
+        return Tokenized(self.input_ids, self.token_type_ids, self.truncated) if self.second is not None else self
+
     def lengths(self) -> np.ndarray:
         """Tokens per example (both texts when a pair is encoded apart): what batching sizes by."""
         n = np.fromiter((len(x) for x in self.input_ids), dtype=np.int64, count=len(self.input_ids))

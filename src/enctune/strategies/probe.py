@@ -43,7 +43,7 @@ class ProbeStrategy(Strategy):
                 continue
             tok = ctx.tokens[split]
             # a pair encoded apart is two texts, each with its own vector: [u; v]
-            parts = [(ex.texts, None, tok), (ex.pairs, None, tok.second)] if tok.second is not None \
+            parts = [(ex.texts, None, tok.alone()), (ex.pairs, None, tok.second)] if tok.second is not None \
                 else [(ex.texts, ex.pairs, tok)]
             vectors = []
             with progress.bar(f"encode {split}", total=sum(len(t) for _, _, t in parts)) as pbar:
