@@ -372,3 +372,22 @@ def test_probe_refuses_token_tasks(tiny_bert_std, tmp_path):
     data = splits(tmp_path, tag_rows, n=(20, 8, 8))
     with pytest.raises(UserError, match="needs a vector per token"):
         enctune.train(data=str(data), out=str(tmp_path / "run"), model=str(tiny_bert_std), strategy="probe")
+
+
+def test_a_causal_tokenizer_without_pad_token_pads_with_end_of_text(tiny_gpt2, tmp_path):
+    import shutil
+
+    from enctune.encoders import Encoder
+
+    folder = tmp_path / "gpt2-nopad"
+    shutil.copytree(tiny_gpt2, folder)
+    cfg = json.loads((folder / "tokenizer_config.json").read_text())
+    cfg.pop("pad_token", None)
+    cfg["eos_token"] = "[SEP]"
+    (folder / "tokenizer_config.json").write_text(json.dumps(cfg))
+    enc = Encoder.load(str(folder))
+    assert enc.tokenizer.pad_token == "[SEP]" and enc.pooling == "last"
+    texts = ["good", "the film was really a very good movie", "bad it"]
+    together = enc.encode(enc.tokenize(texts))[(-1, "last")]
+    alone = np.stack([enc.encode(enc.tokenize([t]))[(-1, "last")][0] for t in texts])
+    np.testing.assert_allclose(together, alone, atol=1e-5)
