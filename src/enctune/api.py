@@ -179,7 +179,7 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
         },
         "environment": {"enctune": __version__, "torch": torch.__version__, "python": platform.python_version()},
     }
-    _write_run(out, encoder, result.head, meta, metrics, cfg)
+    _write_run(out, encoder, result.head, meta, metrics, cfg, result.encoder_trained)
     progress.info(f"wrote {out}")
     return Run(out, metrics, predictor)
 
@@ -196,11 +196,12 @@ def _model_card(meta: dict, metrics: dict) -> str:
     return "\n".join(lines)
 
 
-def _write_run(out: Path, encoder, head, meta: dict, metrics: dict, cfg: TrainConfig) -> None:
+def _write_run(out: Path, encoder, head, meta: dict, metrics: dict, cfg: TrainConfig,
+               encoder_trained: bool = True) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     try:
-        write_model_folder(tmp / "model", encoder, head, meta, _model_card(meta, metrics))
+        write_model_folder(tmp / "model", encoder, head, meta, _model_card(meta, metrics), encoder_trained)
         atomic_write_text(tmp / "metrics.json", json.dumps(metrics, indent=2) + "\n")
         atomic_write_text(tmp / "config.json", json.dumps(cfg.model_dump(), indent=2) + "\n")
         _replace_dir(tmp, out)

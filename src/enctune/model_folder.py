@@ -25,8 +25,30 @@ from .errors import UserError
 FORMAT_VERSION = 1
 
 
-def write_model_folder(folder: Path, encoder, head, meta: dict, card: str) -> None:
-    """Write encoder, head, tokenizer and metadata into ``folder`` (replaced atomically)."""
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)  # same bytes, no copy: safetensors files are never modified in place
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _reuse_encoder_files(source: str, dst: Path) -> bool:
+    """For an encoder that did not train: its config and safetensors weights from the source folder,
+    linked (or copied) rather than serialised again. False when the source has no safetensors."""
+    src = Path(source)
+    weights = sorted(src.glob("*.safetensors")) if src.is_dir() else []
+    if not weights or not (src / "config.json").is_file():
+        return False
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in [src / "config.json", *weights, *src.glob("*.safetensors.index.json")]:
+        _link_or_copy(f, dst / f.name)
+    return True
+
+
+def write_model_folder(folder: Path, encoder, head, meta: dict, card: str, encoder_trained: bool = True) -> None:
+    """Write encoder, head, tokenizer and metadata into ``folder`` (replaced atomically).
+
+    An encoder that did not train (a probe) keeps its source files, linked rather than rewritten."""
     from safetensors.torch import save_file
 
     from .encoders.encoder import hf_quiet
@@ -36,7 +58,8 @@ def write_model_folder(folder: Path, encoder, head, meta: dict, card: str) -> No
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
     try:
         with hf_quiet():
-            encoder.model.save_pretrained(tmp / "encoder", safe_serialization=True)
+            if encoder_trained or not _reuse_encoder_files(encoder.source, tmp / "encoder"):
+                encoder.model.save_pretrained(tmp / "encoder", safe_serialization=True)
             encoder.tokenizer.save_pretrained(tmp / "encoder")
         state = {k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}
         save_file(state, str(tmp / "head.safetensors"), metadata={"format": "enctune-head"})
