@@ -45,6 +45,10 @@ def train(args: dict) -> dict:
     for k in ("task", "strategy", "chosen_task"):
         if isinstance(metrics.get(k), str):
             out[k] = metrics[k]
+    data = metrics.get("data") or {}
+    if data.get("sizes"):  # what enctune trained and scored on (e.g. a carved validation split)
+        out["data_sizes"] = data["sizes"]
+        out["validation_carved"] = data.get("validation_carved")
     return out
 
 

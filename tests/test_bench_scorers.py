@@ -97,3 +97,21 @@ def test_squad_split_by_title(tmp_path):
     seen = {s: {json.loads(line)["title"] for line in (tmp_path / "split" / f"{s}.jsonl").open()}
             for s in ("train", "test")}
     assert seen == {"train": set(order[:8]), "test": set(order[8:])}
+
+
+def test_reuse_carries_over_only_the_variants_not_run(tmp_path):
+    from bench.cli import carried_over, selected
+
+    assert selected("enctune_rte", ["enctune_*"]) and not selected("trainer_rte", ["enctune_*"])
+    assert selected("trainer_rte", None)
+    earlier = {"command": "python -m bench --rows rte", "started": "then", "rows": {"rte": {"cases": [
+        {"rep": 1, "point": "", "variant": "enctune_rte", "args": {}, "result": {"status": "failed"}},
+        {"rep": 1, "point": "", "variant": "trainer_rte", "args": {}, "result": {"status": "ok"}}]}}}
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(earlier))
+    notes: list[str] = []
+    cases = carried_over(path, "rte", ["enctune_*"], notes)
+    assert [c["variant"] for c in cases] == ["trainer_rte"]
+    assert cases[0]["carried_over_from"] == str(path)
+    assert len(notes) == 1 and "trainer_rte: carried over" in notes[0]
+    assert carried_over(path, "conll", ["enctune_*"], notes) == []
