@@ -12,6 +12,7 @@ with its data subsets, caches and model folders, is deleted at the end; pass
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
 import shlex
@@ -24,6 +25,9 @@ from pathlib import Path
 from .report import derive, markdown, summarise
 from .rows import FULL_GROWTH, QUICK_GROWTH, ROWS, Settings
 from .runner import Runner, say
+from .task_rows import TASK_ROWS
+
+ALL_ROWS = {**ROWS, **TASK_ROWS}  # the default run is ROWS; the task rows run when named
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -40,7 +44,8 @@ def _csv(kind):
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--rows", type=_csv(str), default=list(ROWS), help=f"comma-separated, from {','.join(ROWS)}")
+    p.add_argument("--rows", type=_csv(str), default=list(ROWS),
+                   help=f"comma-separated, from {','.join(ALL_ROWS)} (default {','.join(ROWS)})")
     p.add_argument("--reps", type=int, default=3, help="repetitions of every variant (default 3)")
     p.add_argument("--quick", action="store_true",
                    help="tiny data (SST-2 300/100/200; growth size 100, length 32 on 100): checks the "
@@ -55,10 +60,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--sweep-size", type=int, default=None, help="train size of the length sweep (default 2000)")
     p.add_argument("--timeout", type=float, default=4 * 3600, help="seconds before a worker is killed")
     p.add_argument("--keep-work", action="store_true", help="keep the temporary work folder and worker logs")
+    p.add_argument("--variants", type=_csv(str), default=None,
+                   help="run only the variants matching these shell patterns (e.g. 'enctune_*')")
+    p.add_argument("--reuse", type=Path, default=None,
+                   help="a results.json whose cases of the variants not run here are carried over (marked as "
+                        "such), so ratios against a peer measured earlier can still be computed")
     args = p.parse_args(argv)
-    unknown = [r for r in args.rows if r not in ROWS]
+    unknown = [r for r in args.rows if r not in ALL_ROWS]
     if unknown:
-        p.error(f"--rows: unknown {', '.join(unknown)}; choose from {', '.join(ROWS)}")
+        p.error(f"--rows: unknown {', '.join(unknown)}; choose from {', '.join(ALL_ROWS)}")
+    if args.reuse is not None and not args.reuse.is_file():
+        p.error(f"--reuse {args.reuse}: no such file")
     if args.reps < 1:
         p.error("--reps must be at least 1")
     if not (args.data_root / "sst2" / "train.jsonl").is_file():
@@ -73,6 +85,22 @@ def _write(out: Path, results: dict) -> None:
         tmp = out / f"{name}.tmp"
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, out / name)
+
+
+def selected(variant: str, patterns: list[str] | None) -> bool:
+    return patterns is None or any(fnmatch.fnmatchcase(variant, p) for p in patterns)
+
+
+def carried_over(path: Path, row: str, patterns: list[str] | None, notes: list[str]) -> list[dict]:
+    """The cases of ``row`` in an earlier results.json whose variants this run does not run."""
+    earlier = json.loads(path.read_text(encoding="utf-8"))
+    old = [c for c in (earlier.get("rows", {}).get(row) or {}).get("cases", [])
+           if not selected(c["variant"], patterns)]
+    if old:
+        names = ", ".join(sorted({c["variant"] for c in old}))
+        notes.append(f"{names}: carried over from {path} (command `{earlier.get('command')}`, started "
+                     f"{earlier.get('started')}), not rerun side by side in this run.")
+    return [{**c, "carried_over_from": str(path)} for c in old]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,15 +135,19 @@ def main(argv: list[str] | None = None) -> int:
             say("no encoder path (the machine worker failed); stopping")
             return 1
         for name in args.rows:
-            row = ROWS[name](settings)
+            row = ALL_ROWS[name](settings)
             cases = []
             for rep in range(1, args.reps + 1):
                 for case in row.cases(rep):
+                    if not selected(case.variant, args.variants):
+                        continue
                     label = f"{name} rep {rep}/{args.reps}" + (f" [{case.point}]" if case.point else "")
                     result = runner.run(case.variant, case.args, label)
                     derive(result, machine)
                     cases.append({"rep": rep, "point": case.point, "variant": case.variant, "args": case.args,
                                   "result": result})
+            if args.reuse is not None:
+                cases += carried_over(args.reuse, name, args.variants, row.notes)
             if row.postprocess:
                 row.postprocess(cases)
             results["rows"][name] = {

@@ -41,6 +41,17 @@ VARIANTS: dict[str, tuple[str, str, dict]] = {
     "predict_setup": ("trainer_runs", "full_finetune", {"recipe": "best"}),
     "pipeline": ("trainer_runs", "pipeline_predict", {}),
     "st_logreg": ("st_runs", "st_logreg", {}),
+    # the task rows (bench/task_rows.py): the row passes each variant its data, budget and scores
+    "enctune_rte": ("enctune_tasks", "train", {}),
+    "enctune_conll": ("enctune_tasks", "train", {}),
+    "enctune_goemotions": ("enctune_tasks", "train", {}),
+    "enctune_squad": ("enctune_tasks", "train", {}),
+    "enctune_stsb": ("enctune_tasks", "train", {}),
+    "cosine_stsb": ("enctune_tasks", "cosine_reference", {}),
+    "trainer_rte": ("trainer_tasks", "pairs", {}),
+    "trainer_conll": ("trainer_tasks", "tag", {}),
+    "trainer_goemotions": ("trainer_tasks", "multilabel", {}),
+    "trainer_squad": ("trainer_qa", "qa", {}),
 }
 
 SEED = 42
