@@ -52,11 +52,14 @@ class Run:
 
 
 def load(path: str | os.PathLike, precision: str = "fp32") -> Predictor:
-    """A predictor from a run folder, its ``model/`` folder, or a Hugging Face classifier folder.
+    """A predictor from a run folder, its ``model/`` folder, a Hugging Face classifier folder,
+    or an ONNX folder written by ``enctune export`` (run with onnxruntime).
 
     ``precision``: fp32 (exact), bf16, int8 (dynamic quantisation, CPU) or fastest.
     """
-    return Predictor.load(path, precision=precision)
+    from .serve.loading import load as _load
+
+    return _load(path, precision=precision)
 
 
 def _check_out(out: Path) -> None:

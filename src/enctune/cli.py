@@ -220,6 +220,44 @@ def embed(
         print(f"wrote {vectors.shape[0]} x {vectors.shape[1]} vectors to {output}", file=sys.stderr)
 
 
+@app.command()
+def serve(
+    folders: list[str] = typer.Argument(..., help="Model folders (run, model/, HF classifier or ONNX export); "
+                                                   "NAME=FOLDER names one. /predict uses the first."),
+    host: str = Opt("127.0.0.1", "--host", help="Address to bind (127.0.0.1: this machine only)."),
+    port: int = Opt(8000, "--port", min=0, max=65535),
+    token: str | None = Opt(None, "--token", envvar="ENCTUNE_TOKEN", show_envvar=True,
+                            help="Require 'Authorization: Bearer TOKEN' on /predict, /info and /models."),
+    precision: str = Opt("fp32", "--precision", help="PyTorch folders: fp32, bf16, int8 or fastest."),
+    max_texts: int = Opt(256, "--max-texts", min=1, help="Most texts in one request."),
+    max_chars: int = Opt(10_000, "--max-chars", min=1, help="Most characters in one text."),
+    max_body_bytes: int = Opt(1 << 20, "--max-body-bytes", min=64, help="Largest request body."),
+    max_batch: int = Opt(64, "--max-batch", min=1, help="Most texts in one model call across requests."),
+    wait_ms: float = Opt(5.0, "--wait-ms", min=0, help="How long a request waits for others to batch with."),
+    quiet: bool = Opt(False, "--quiet", "-q", help="No access log."),
+):
+    """Serve model folders over HTTP: POST /predict, GET /health, /ready, /info, /docs."""
+    from . import progress
+    from .serve.loading import is_onnx_folder
+    from .serve.server import Limits, build_app, load_models, parse_specs
+
+    if all(is_onnx_folder(f) for _, f in parse_specs(folders)):
+        progress.set_quiet(quiet)  # no transformers, no torch on this path
+    else:
+        _setup(quiet)
+    limits = Limits(max_body_bytes=max_body_bytes, max_texts=max_texts, max_chars=max_chars, max_batch=max_batch,
+                    wait_ms=wait_ms)
+    models = load_models(folders, precision)
+    api_app = build_app(models, limits, token or None)
+    import uvicorn
+
+    if host not in ("127.0.0.1", "localhost", "::1") and not token:
+        print(f"warning: serving on {host} without a token: anyone who can reach it can use it.", file=sys.stderr)
+    for m in models:
+        progress.info(f"model '{m.name}': {m.predictor.task.name}, {len(m.predictor.labels)} labels, from {m.folder}")
+    uvicorn.run(api_app, host=host, port=port, log_level="warning" if quiet else "info", access_log=not quiet)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, prog_name="enctune")  # usage errors: Typer prints them and exits with 2
