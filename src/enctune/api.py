@@ -51,11 +51,12 @@ class Run:
     predictor: Predictor
 
 
-def load(path: str | os.PathLike, precision: str = "fp32") -> Predictor:
+def load(path: str | os.PathLike, precision: str | None = None) -> Predictor:
     """A predictor from a run folder, its ``model/`` folder, a Hugging Face classifier folder,
     or an ONNX folder written by ``enctune export`` (run with onnxruntime).
 
-    ``precision``: fp32 (exact), bf16, int8 (dynamic quantisation, CPU) or fastest.
+    ``precision``: fp32 (exact, the default), bf16, int8 (dynamic quantisation, CPU) or fastest;
+    an ONNX folder runs its int8 model by default when it has one.
     """
     from .serve.loading import load as _load
 
@@ -226,7 +227,7 @@ def _present(table, name: str | None) -> str | None:
 
 
 def predict_file(path: str | os.PathLike, input_file: str | os.PathLike, text_column: str | None = None,
-                 pair_column: str | None = None, batch_size: int = 256, precision: str = "fp32") -> list[dict]:
+                 pair_column: str | None = None, batch_size: int = 256, precision: str | None = None) -> list[dict]:
     predictor = load(path, precision=precision)
     ex = load_texts(input_file, text_column, pair_column)
     with progress.bar("predict", total=len(ex)) as pbar:

@@ -134,7 +134,8 @@ def predict(
     text_column: str | None = Opt(None, "--text-column"),
     text_pair_column: str | None = Opt(None, "--text-pair-column"),
     batch_size: int = Opt(256, "--batch-size", min=1, help="Most texts per batch (batches also hold a token budget)."),
-    precision: str = Opt("fp32", "--precision", help="fp32, bf16, int8 or fastest."),
+    precision: str | None = Opt(None, "--precision", help="fp32, bf16, int8 or fastest [default: fp32; an ONNX "
+                                                            "export: its int8 model when it has one]."),
     quiet: bool = Opt(False, "--quiet", "-q"),
     as_json: bool = Opt(False, "--json", help="Print a JSON array of {label, probabilities}."),
 ):
@@ -228,7 +229,8 @@ def serve(
     port: int = Opt(8000, "--port", min=0, max=65535),
     token: str | None = Opt(None, "--token", envvar="ENCTUNE_TOKEN", show_envvar=True,
                             help="Require 'Authorization: Bearer TOKEN' on /predict, /info and /models."),
-    precision: str = Opt("fp32", "--precision", help="PyTorch folders: fp32, bf16, int8 or fastest."),
+    precision: str | None = Opt(None, "--precision", help="fp32, bf16, int8 or fastest [default: fp32; an ONNX "
+                                                            "export: its int8 model when it has one]."),
     max_texts: int = Opt(256, "--max-texts", min=1, help="Most texts in one request."),
     max_chars: int = Opt(10_000, "--max-chars", min=1, help="Most characters in one text."),
     max_body_bytes: int = Opt(1 << 20, "--max-body-bytes", min=64, help="Largest request body."),
@@ -256,6 +258,34 @@ def serve(
     for m in models:
         progress.info(f"model '{m.name}': {m.predictor.task.name}, {len(m.predictor.labels)} labels, from {m.folder}")
     uvicorn.run(api_app, host=host, port=port, log_level="warning" if quiet else "info", access_log=not quiet)
+
+
+@app.command()
+def export(
+    run: str = typer.Argument(..., help="Run folder (or its model/ folder, or a Hugging Face classifier folder)."),
+    out: str = Opt(..., "--out", help="Folder to write the export into."),
+    fmt: str = Opt("onnx", "--format", help="onnx."),
+    quantize: str | None = Opt(None, "--quantize", help="int8: also write a dynamically quantised model."),
+    check_data: str | None = Opt(None, "--check-data", help="Texts to check the export on [default: the run's "
+                                                              "validation file]."),
+    max_check: int = Opt(1000, "--max-check", min=1, help="Most texts to check on."),
+    quiet: bool = Opt(False, "--quiet", "-q"),
+    as_json: bool = Opt(False, "--json", help="Print the check as JSON."),
+):
+    """Export a model for onnxruntime (no PyTorch needed to run it) and check it against PyTorch."""
+    _setup(quiet or as_json)
+    from .serve.export import FORMATS, export_onnx
+
+    if fmt not in FORMATS:
+        raise UserError(f"--format {fmt}: expected one of {', '.join(FORMATS)}.")
+    check = export_onnx(run, out, quantize, check_data, max_check)
+    if as_json:
+        print(json.dumps({"out": out, "check": check}))
+        return
+    for precision, c in check.items():
+        print(f"{precision}: label agreement with PyTorch {c['agreement']:.4f} on {c['n']} texts, "
+              f"max probability difference {c['max_probability_difference']:.2e}")
+    print(f"wrote {out}")
 
 
 def main(argv: list[str] | None = None) -> int:

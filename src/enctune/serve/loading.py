@@ -18,13 +18,17 @@ def is_onnx_folder(path: str | os.PathLike) -> bool:
     return (Path(path) / ONNX_MARKER).is_file()
 
 
-def load(path: str | os.PathLike, precision: str = "fp32"):
-    """A predictor for ``path``. ``precision`` applies to PyTorch folders (fp32, bf16, int8, fastest);
-    an ONNX folder runs in the precision it was exported with."""
+def load(path: str | os.PathLike, precision: str | None = None):
+    """A predictor for ``path``.
+
+    ``precision``: for PyTorch folders fp32 (the default), bf16, int8 or fastest; for an ONNX
+    folder fp32, int8 (when exported with ``--quantize int8``) or fastest, and by default the
+    int8 model when there is one.
+    """
     if is_onnx_folder(path):
         from .onnx_predictor import OnnxPredictor
 
-        return OnnxPredictor.load(path)
+        return OnnxPredictor.load(path, precision=precision)
     from .predictor import Predictor
 
-    return Predictor.load(path, precision=precision)
+    return Predictor.load(path, precision=precision or "fp32")

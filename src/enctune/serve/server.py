@@ -337,7 +337,7 @@ def parse_specs(specs: list[str]) -> list[tuple[str, str]]:
     return out
 
 
-def load_models(specs: list[str], precision: str = "fp32") -> list[ServedModel]:
+def load_models(specs: list[str], precision: str | None = None) -> list[ServedModel]:
     from .loading import load
 
     return [ServedModel(name, load(folder, precision=precision), folder) for name, folder in parse_specs(specs)]
