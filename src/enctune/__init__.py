@@ -13,7 +13,11 @@ from .errors import UserError  # noqa: E402
 
 def __getattr__(name):
     # Import torch-heavy modules only when used: `enctune --help` stays fast.
-    if name in ("train", "evaluate", "load", "embed", "predict_file"):
+    if name == "load":  # an exported ONNX folder loads without torch
+        from .serve.loading import load
+
+        return load
+    if name in ("train", "evaluate", "embed", "predict_file"):
         from . import api
 
         return getattr(api, name)

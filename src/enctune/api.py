@@ -51,12 +51,16 @@ class Run:
     predictor: Predictor
 
 
-def load(path: str | os.PathLike, precision: str = "fp32") -> Predictor:
-    """A predictor from a run folder, its ``model/`` folder, or a Hugging Face classifier folder.
+def load(path: str | os.PathLike, precision: str | None = None) -> Predictor:
+    """A predictor from a run folder, its ``model/`` folder, a Hugging Face classifier folder,
+    or an ONNX folder written by ``enctune export`` (run with onnxruntime).
 
-    ``precision``: fp32 (exact), bf16, int8 (dynamic quantisation, CPU) or fastest.
+    ``precision``: fp32 (exact, the default), bf16, int8 (dynamic quantisation, CPU) or fastest;
+    an ONNX folder runs its int8 model by default when it has one.
     """
-    return Predictor.load(path, precision=precision)
+    from .serve.loading import load as _load
+
+    return _load(path, precision=precision)
 
 
 def _check_out(out: Path) -> None:
@@ -235,7 +239,7 @@ def _present(table, name: str | None) -> str | None:
 
 
 def predict_file(path: str | os.PathLike, input_file: str | os.PathLike, text_column: str | None = None,
-                 pair_column: str | None = None, batch_size: int = 256, precision: str = "fp32") -> list[dict]:
+                 pair_column: str | None = None, batch_size: int = 256, precision: str | None = None) -> list[dict]:
     predictor = load(path, precision=precision)
     ex = load_texts(input_file, text_column, pair_column, task=predictor.task)
     prepared = predictor.task.prepare(predictor.encoder, ex)

@@ -152,7 +152,8 @@ def predict(
     text_column: str | None = Opt(None, "--text-column"),
     text_pair_column: str | None = Opt(None, "--text-pair-column"),
     batch_size: int = Opt(256, "--batch-size", min=1, help="Most texts per batch (batches also hold a token budget)."),
-    precision: str = Opt("fp32", "--precision", help="fp32, bf16, int8 or fastest."),
+    precision: str | None = Opt(None, "--precision", help="fp32, bf16, int8 or fastest [default: fp32; an ONNX "
+                                                            "export: its int8 model when it has one]."),
     quiet: bool = Opt(False, "--quiet", "-q"),
     as_json: bool = Opt(False, "--json", help="Print a JSON array of {label, probabilities}."),
 ):
@@ -253,6 +254,73 @@ def embed(
     atomic_write(output, write)
     if not quiet:
         print(f"wrote {vectors.shape[0]} x {vectors.shape[1]} vectors to {output}", file=sys.stderr)
+
+
+@app.command()
+def serve(
+    folders: list[str] = typer.Argument(..., help="Model folders (run, model/, HF classifier or ONNX export); "
+                                                   "NAME=FOLDER names one. /predict uses the first."),
+    host: str = Opt("127.0.0.1", "--host", help="Address to bind (127.0.0.1: this machine only)."),
+    port: int = Opt(8000, "--port", min=0, max=65535),
+    token: str | None = Opt(None, "--token", envvar="ENCTUNE_TOKEN", show_envvar=True,
+                            help="Require 'Authorization: Bearer TOKEN' on /predict, /info and /models."),
+    precision: str | None = Opt(None, "--precision", help="fp32, bf16, int8 or fastest [default: fp32; an ONNX "
+                                                            "export: its int8 model when it has one]."),
+    max_texts: int = Opt(256, "--max-texts", min=1, help="Most texts in one request."),
+    max_chars: int = Opt(10_000, "--max-chars", min=1, help="Most characters in one text."),
+    max_body_bytes: int = Opt(1 << 20, "--max-body-bytes", min=64, help="Largest request body."),
+    max_batch: int = Opt(64, "--max-batch", min=1, help="Most texts in one model call across requests."),
+    wait_ms: float = Opt(5.0, "--wait-ms", min=0, help="How long a request waits for others to batch with."),
+    quiet: bool = Opt(False, "--quiet", "-q", help="No access log."),
+):
+    """Serve model folders over HTTP: POST /predict, GET /health, /ready, /info, /docs."""
+    from . import progress
+    from .serve.loading import is_onnx_folder
+    from .serve.server import Limits, build_app, load_models, parse_specs
+
+    if all(is_onnx_folder(f) for _, f in parse_specs(folders)):
+        progress.set_quiet(quiet)  # no transformers, no torch on this path
+    else:
+        _setup(quiet)
+    limits = Limits(max_body_bytes=max_body_bytes, max_texts=max_texts, max_chars=max_chars, max_batch=max_batch,
+                    wait_ms=wait_ms)
+    models = load_models(folders, precision)
+    api_app = build_app(models, limits, token or None)
+    import uvicorn
+
+    if host not in ("127.0.0.1", "localhost", "::1") and not token:
+        print(f"warning: serving on {host} without a token: anyone who can reach it can use it.", file=sys.stderr)
+    for m in models:
+        progress.info(f"model '{m.name}': {m.predictor.task.name}, {len(m.predictor.labels)} labels, from {m.folder}")
+    uvicorn.run(api_app, host=host, port=port, log_level="warning" if quiet else "info", access_log=not quiet)
+
+
+@app.command()
+def export(
+    run: str = typer.Argument(..., help="Run folder (or its model/ folder, or a Hugging Face classifier folder)."),
+    out: str = Opt(..., "--out", help="Folder to write the export into."),
+    fmt: str = Opt("onnx", "--format", help="onnx."),
+    quantize: str | None = Opt(None, "--quantize", help="int8: also write a dynamically quantised model."),
+    check_data: str | None = Opt(None, "--check-data", help="Texts to check the export on [default: the run's "
+                                                              "validation file]."),
+    max_check: int = Opt(1000, "--max-check", min=1, help="Most texts to check on."),
+    quiet: bool = Opt(False, "--quiet", "-q"),
+    as_json: bool = Opt(False, "--json", help="Print the check as JSON."),
+):
+    """Export a model for onnxruntime (no PyTorch needed to run it) and check it against PyTorch."""
+    _setup(quiet or as_json)
+    from .serve.export import FORMATS, export_onnx
+
+    if fmt not in FORMATS:
+        raise UserError(f"--format {fmt}: expected one of {', '.join(FORMATS)}.")
+    check = export_onnx(run, out, quantize, check_data, max_check)
+    if as_json:
+        print(json.dumps({"out": out, "check": check}))
+        return
+    for precision, c in check.items():
+        print(f"{precision}: label agreement with PyTorch {c['agreement']:.4f} on {c['n']} texts, "
+              f"max probability difference {c['max_probability_difference']:.2e}")
+    print(f"wrote {out}")
 
 
 def main(argv: list[str] | None = None) -> int:

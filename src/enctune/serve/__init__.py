@@ -1,5 +1,16 @@
-"""Prediction from a model folder (and, later, HTTP serving and export)."""
+"""Prediction from a model folder, HTTP serving and ONNX export.
 
-from .predictor import Predictor, embed
+Imports are lazy: ``enctune.serve.onnx_predictor`` and ``enctune.serve.server`` run an
+exported ONNX folder without importing torch.
+"""
+
+
+def __getattr__(name):
+    if name in ("Predictor", "embed"):
+        from . import predictor
+
+        return getattr(predictor, name)
+    raise AttributeError(name)
+
 
 __all__ = ["Predictor", "embed"]

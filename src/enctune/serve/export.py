@@ -1,0 +1,210 @@
+"""``enctune export RUN --format onnx --out DIR [--quantize int8]``: a folder onnxruntime runs.
+
+Steps:
+
+1. load the run (or model, or Hugging Face classifier) folder with the PyTorch ``Predictor``;
+2. trace encoder + pooling + head into one graph, token ids -> logits, with the batch and
+   sequence axes dynamic (TorchScript exporter; attention exported in its eager form so
+   that step 3 recognises it);
+3. fuse it for onnxruntime where the encoder is BERT-like (embedding + layer norm,
+   attention, bias + GELU and residual + layer norm become single kernels); other encoders
+   keep the plain graph, which onnxruntime still optimises when it loads it;
+4. with ``--quantize int8``, also write a dynamically quantised copy: int8 weights per
+   output channel, activations quantised on the fly (``model.int8.onnx``);
+5. write the tokenizer, the label map and the settings (``enctune-onnx.json``), and the
+   run's metrics, into a temporary folder renamed into place;
+6. check: predict the check texts with PyTorch and with every exported model, and record
+   label agreement and the largest probability difference in ``enctune-onnx.json``.
+
+Check texts: ``check_data`` when given, else the run's validation (or test) file named in
+its metrics.json, else a few built-in sentences; at most ``max_check`` of them.
+
+Raises ``UserError`` for a folder that cannot be exported (a task without an ONNX decoder,
+a tokenizer without ``tokenizer.json``, an existing ``--out`` that is not an export).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+from .loading import ONNX_MARKER
+from .onnx_decode import DECODERS, softmax
+
+FORMATS = ("onnx",)
+QUANTIZE = ("int8",)
+OPSET = 17
+FALLBACK_TEXTS = [
+    "a gorgeous, witty, seductive movie.", "the plot is a mess and the acting is worse.", "ok.",
+    "It was fine, I guess, though the second half drags on for far too long.", "Absolutely wonderful!",
+    "I want my money back", "An unremarkable film that nobody will remember next year.",
+    "The cast is superb and the script sparkles with wit from start to finish, a rare treat.",
+]
+
+
+def _check_texts(run: Path, check_data: str | None, takes_pairs: bool, max_check: int):
+    from ..data import load_texts
+
+    if check_data:
+        ex = load_texts(check_data)
+        return ex.texts[:max_check], (ex.pairs[:max_check] if ex.pairs is not None else None)
+    for f in (run / "metrics.json", run.parent / "metrics.json"):
+        if f.is_file():
+            try:
+                files = json.loads(f.read_text(encoding="utf-8")).get("data", {}).get("files", {})
+            except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+                break
+            for split in ("validation", "test", "train"):
+                path = files.get(split)
+                if path and Path(path).is_file():
+                    try:
+                        ex = load_texts(path)
+                    except UserError:
+                        continue
+                    if (ex.pairs is not None) == takes_pairs:
+                        return ex.texts[:max_check], (ex.pairs[:max_check] if ex.pairs is not None else None)
+            break
+    texts = FALLBACK_TEXTS[:max_check]
+    return texts, (texts[::-1] if takes_pairs else None)
+
+
+def _trace(model, encoder, inputs: list[str], sample: dict, path: Path) -> None:
+    import torch
+
+    dims = {name: {0: "batch", 1: "sequence"} for name in inputs}
+    dims["logits"] = {0: "batch"}
+    model.eval()
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracer warnings about Python branches fixed at export
+        torch.onnx.export(model, tuple(sample[n] for n in inputs), str(path), input_names=inputs,
+                          output_names=["logits"], dynamic_axes=dims, opset_version=OPSET, dynamo=False)
+
+
+def _fuse(path: Path, config) -> bool:
+    """Rewrite ``path`` with onnxruntime's transformer fusions when the encoder is BERT-like."""
+    kind = {"bert": "bert", "roberta": "bert", "distilbert": "bert", "xlm-roberta": "bert", "electra": "bert",
+            "mpnet": "bert", "albert": "bert"}.get(getattr(config, "model_type", ""))
+    if kind is None:
+        return False
+    import logging
+
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    logging.getLogger("onnxruntime.transformers").setLevel(logging.ERROR)
+    opt = optimize_model(str(path), model_type=kind, num_heads=int(config.num_attention_heads),
+                         hidden_size=int(config.hidden_size), opt_level=1)
+    fused = opt.get_fused_operator_statistics().get("Attention", 0) > 0
+    if fused:
+        opt.save_model_to_file(str(path))
+    return fused
+
+
+def _quantize(src: Path, dst: Path) -> None:
+    import logging
+
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    logging.getLogger().setLevel(logging.ERROR)  # the quantiser logs advice on the root logger
+    # Per-channel int8 weights keep each output unit's own scale: far closer to fp32 than one scale per matrix.
+    quantize_dynamic(str(src), str(dst), per_channel=True, weight_type=QuantType.QInt8,
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+
+
+def _compare(ref: np.ndarray, logits: np.ndarray) -> dict:
+    p, q = softmax(ref.astype(np.float64)), softmax(logits.astype(np.float64))
+    return {"n": int(len(ref)), "agreement": float((p.argmax(-1) == q.argmax(-1)).mean()),
+            "max_probability_difference": float(np.abs(p - q).max())}
+
+
+def export_onnx(run: str, out: str, quantize: str | None = None, check_data: str | None = None,
+                max_check: int = 1000) -> dict:
+    """Export ``run`` to ``out``; returns the check ({precision: {n, agreement, max_probability_difference}})."""
+    from .. import progress
+    from ..model_folder import _replace_dir
+    from .onnx_predictor import OnnxPredictor
+    from .predictor import Predictor
+
+    if quantize is not None and quantize not in QUANTIZE:
+        raise UserError(f"--quantize {quantize}: expected one of {', '.join(QUANTIZE)}.")
+    out_p = Path(out)
+    if out_p.exists() and (not out_p.is_dir() or (any(out_p.iterdir()) and not (out_p / ONNX_MARKER).is_file())):
+        raise UserError(f"--out {out}: exists and is not an enctune ONNX export; choose another --out.")
+    run_p = Path(run)
+    predictor = Predictor.load(run_p, precision="fp32")
+    if predictor.task.name not in DECODERS:
+        raise UserError(f"{run}: task '{predictor.task.name}' cannot be exported to ONNX by this version "
+                        f"(supported: {', '.join(DECODERS)}).")
+    encoder = predictor.encoder
+    if not getattr(encoder.tokenizer, "is_fast", False):
+        raise UserError(f"{run}: the tokenizer has no fast (tokenizer.json) form, which the ONNX folder needs.")
+    takes_pairs = bool(predictor.meta.get("columns", {}).get("pair"))
+    texts, pairs = _check_texts(run_p, check_data, takes_pairs, max_check)
+    sample_tokens = encoder.tokenize(texts[:2] if len(texts) > 1 else texts * 2, pairs[:2] if pairs else None)
+    sample = encoder.collate(sample_tokens, [0, 1])
+    inputs = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
+
+    out_p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out_p.parent, prefix=f".{out_p.name}.tmp-"))
+    try:
+        progress.info("export: tracing the model to ONNX")
+        hf_model = encoder.model
+        previous = getattr(hf_model.config, "_attn_implementation", None)
+        try:
+            if hasattr(hf_model, "set_attn_implementation") and previous not in (None, "eager"):
+                hf_model.set_attn_implementation("eager")  # the form onnxruntime's attention fusion recognises
+        except (ValueError, AttributeError):
+            pass
+        try:
+            _trace(predictor.model, encoder, inputs, sample, tmp / "model.onnx")
+        finally:
+            if previous and getattr(hf_model.config, "_attn_implementation", None) != previous:
+                try:
+                    hf_model.set_attn_implementation(previous)
+                except (ValueError, AttributeError):
+                    pass
+        fused = _fuse(tmp / "model.onnx", hf_model.config)
+        files = {"fp32": "model.onnx"}
+        if quantize == "int8":
+            progress.info("export: quantising weights to int8")
+            _quantize(tmp / "model.onnx", tmp / "model.int8.onnx")
+            files["int8"] = "model.int8.onnx"
+        encoder.tokenizer.save_pretrained(tmp)
+        if not (tmp / "tokenizer.json").is_file():
+            raise UserError(f"{run}: the tokenizer did not write tokenizer.json; it cannot be exported.")
+        meta = predictor.meta
+        settings = {
+            "format_version": 1, "format": "onnx",
+            "task": predictor.task.name, "labels": predictor.labels,
+            "label_type": getattr(predictor.task, "label_type", "str"),
+            "columns": meta.get("columns", {}), "base_model": meta.get("base_model"),
+            "pooling": meta.get("pooling"), "strategy": meta.get("strategy"),
+            "max_length": encoder.max_length, "pad_token_id": encoder.tokenizer.pad_token_id,
+            "padding_side": encoder.tokenizer.padding_side, "inputs": inputs, "opset": OPSET,
+            "fused": fused, "model_files": files, "default_precision": "int8" if quantize else "fp32",
+        }
+        (tmp / ONNX_MARKER).write_text(json.dumps(settings, indent=2) + "\n")
+        for f in (run_p / "metrics.json", run_p.parent / "metrics.json"):
+            if f.is_file():
+                shutil.copyfile(f, tmp / "metrics.json")
+                break
+
+        progress.info(f"export: checking against PyTorch on {len(texts)} texts")
+        ref = predictor.logits(texts, pairs)
+        check = {}
+        for precision in files:
+            onnx_logits = OnnxPredictor.load(tmp, precision=precision).logits(texts, pairs)
+            check[precision] = _compare(ref, onnx_logits)
+        settings["check"] = check
+        (tmp / ONNX_MARKER).write_text(json.dumps(settings, indent=2) + "\n")
+        _replace_dir(tmp, out_p)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return check

@@ -1,0 +1,34 @@
+"""``load``: any model folder enctune predicts with, by what the folder holds.
+
+- an ONNX export (``enctune-onnx.json``, written by ``enctune export``): ``OnnxPredictor``,
+  onnxruntime only, torch is not imported;
+- an enctune run or model folder, or a Hugging Face sequence-classification folder:
+  ``Predictor`` (PyTorch).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ONNX_MARKER = "enctune-onnx.json"
+
+
+def is_onnx_folder(path: str | os.PathLike) -> bool:
+    return (Path(path) / ONNX_MARKER).is_file()
+
+
+def load(path: str | os.PathLike, precision: str | None = None):
+    """A predictor for ``path``.
+
+    ``precision``: for PyTorch folders fp32 (the default), bf16, int8 or fastest; for an ONNX
+    folder fp32, int8 (when exported with ``--quantize int8``) or fastest, and by default the
+    int8 model when there is one.
+    """
+    if is_onnx_folder(path):
+        from .onnx_predictor import OnnxPredictor
+
+        return OnnxPredictor.load(path, precision=precision)
+    from .predictor import Predictor
+
+    return Predictor.load(path, precision=precision or "fp32")

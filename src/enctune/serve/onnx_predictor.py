@@ -1,0 +1,180 @@
+"""Prediction from an exported ONNX folder with onnxruntime: no torch, no transformers.
+
+The folder (written by ``enctune export``)::
+
+    enctune-onnx.json   task, labels, columns, max length, pad token, inputs, model files, check
+    model.onnx          token ids -> logits (the encoder, its pooling and the head in one graph)
+    model.int8.onnx     the same with dynamically quantised int8 weights (``--quantize int8``)
+    tokenizer.json      the fast tokenizer (read with the ``tokenizers`` library)
+    metrics.json        the run's metrics, when the export came from a run folder
+
+Texts are tokenized exactly as ``Encoder.tokenize`` does (same tokenizer file, same
+truncation), sorted by length and cut into batches of at most ``TOKENS_PER_BATCH`` padded
+tokens, so short texts share large batches and padding stays small. Outputs come back in
+input order and are decoded by the same rule as the task's ``decode``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+from .onnx_decode import DECODERS
+
+TOKENS_PER_BATCH = 8192
+ONNX_PRECISIONS = ("fp32", "int8", "fastest")
+
+
+class OnnxTask:
+    """The part of a task prediction needs: its name, labels and decoding (numpy only)."""
+
+    def __init__(self, name: str, labels: list, label_type: str = "str"):
+        if name not in DECODERS:
+            raise UserError(f"task '{name}': not supported by the ONNX runtime path of this enctune version.")
+        self.name, self.labels, self.label_type = name, labels, label_type
+
+    def decode(self, logits: np.ndarray) -> list[dict]:
+        return DECODERS[self.name](logits, self.labels, self.label_type)
+
+    def encode_labels(self, labels):
+        raise UserError("an ONNX export predicts but does not evaluate: evaluate the run folder it came from.")
+
+    metrics = encode_labels
+
+
+def _budget_batches(lengths: np.ndarray, max_tokens: int, max_batch: int) -> list[np.ndarray]:
+    """Indices, longest first, cut into batches of at most ``max_tokens`` padded tokens."""
+    order = np.argsort(-lengths, kind="stable")
+    batches, start = [], 0
+    while start < len(order):
+        size = max(1, min(max_batch, max_tokens // max(int(lengths[order[start]]), 1)))
+        batches.append(order[start:start + size])
+        start += size
+    return batches
+
+
+def default_threads() -> int:
+    """Threads for onnxruntime: OMP_NUM_THREADS when set, else the cores this process may use."""
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+class OnnxPredictor:
+    runtime = "onnxruntime"
+
+    def __init__(self, folder: Path, meta: dict, precision: str | None = None, threads: int | None = None):
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self.folder, self.meta = folder, meta
+        files = meta["model_files"]  # precision -> file name
+        if precision in (None, "auto"):
+            precision = meta.get("default_precision", "fp32")
+        if precision == "fastest":
+            precision = "int8" if "int8" in files else "fp32"
+        if precision not in ONNX_PRECISIONS:
+            raise UserError(f"precision '{precision}': an ONNX folder runs in one of {', '.join(files)}.")
+        if precision not in files:
+            raise UserError(f"{folder}: has no {precision} model (it holds {', '.join(files)}); export the run "
+                            f"again with --quantize {precision}.")
+        self.precision = precision
+        self.task = OnnxTask(meta["task"], meta["labels"], meta.get("label_type", "str"))
+        try:
+            self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        except Exception as e:
+            raise UserError(f"{folder / 'tokenizer.json'}: unreadable ({e}).") from None
+        self.max_length = int(meta["max_length"])
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(self.max_length)
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.intra_op_num_threads = threads or default_threads()
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        path = folder / files[precision]
+        try:
+            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        except Exception as e:
+            raise UserError(f"{path}: onnxruntime could not load it ({e}).") from None
+        self.inputs = [i.name for i in self.session.get_inputs()]
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, precision: str | None = None, threads: int | None = None) -> OnnxPredictor:
+        from .loading import ONNX_MARKER
+
+        folder = Path(path)
+        f = folder / ONNX_MARKER
+        try:
+            meta = json.loads(f.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise UserError(f"{f}: unreadable ({e}).") from None
+        for key in ("task", "labels", "max_length", "model_files", "pad_token_id"):
+            if key not in meta:
+                raise UserError(f"{f}: missing '{key}'; the exported folder is damaged.")
+        return cls(folder, meta, precision, threads)
+
+    @property
+    def labels(self) -> list:
+        return self.task.labels
+
+    def _check_pairs(self, texts, pairs):
+        if isinstance(texts, str):
+            texts = [texts]
+        if isinstance(pairs, str):
+            pairs = [pairs]
+        if self.meta.get("columns", {}).get("pair") and pairs is None:
+            raise UserError("this model was trained on text pairs: give text_pairs as well.")
+        if pairs is not None and len(pairs) != len(texts):
+            raise UserError(f"{len(texts)} texts but {len(pairs)} text pairs; expected one pair per text.")
+        return list(texts), (list(pairs) if pairs is not None else None)
+
+    def tokenize(self, texts: list[str], pairs: list[str] | None = None):
+        """Token ids and token type ids per text, unpadded."""
+        items = list(zip(texts, pairs, strict=True)) if pairs is not None else texts
+        encs = self.tokenizer.encode_batch(items, add_special_tokens=True)
+        return [e.ids for e in encs], [e.type_ids for e in encs]
+
+    def logits(self, texts, pairs=None, batch_size: int = 256, progress=None) -> np.ndarray:
+        texts, pairs = self._check_pairs(texts, pairs)
+        if not texts:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        ids, types = self.tokenize(texts, pairs)
+        lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+        pad, left = int(self.meta["pad_token_id"]), self.meta.get("padding_side") == "left"
+        out = None
+        for idx in _budget_batches(lengths, TOKENS_PER_BATCH, batch_size):
+            width = int(lengths[idx].max())
+            feed = {"input_ids": np.full((len(idx), width), pad, dtype=np.int64),
+                    "attention_mask": np.zeros((len(idx), width), dtype=np.int64),
+                    "token_type_ids": np.zeros((len(idx), width), dtype=np.int64)}
+            for r, i in enumerate(idx):
+                n = len(ids[i])
+                sl = slice(width - n, width) if left else slice(0, n)
+                feed["input_ids"][r, sl] = ids[i]
+                feed["attention_mask"][r, sl] = 1
+                feed["token_type_ids"][r, sl] = types[i]
+            logits = self.session.run(["logits"], {k: feed[k] for k in self.inputs})[0]
+            if out is None:
+                out = np.zeros((len(texts), logits.shape[-1]), dtype=np.float32)
+            out[idx] = logits
+            if progress is not None:
+                progress(len(idx))
+        return out
+
+    def predict(self, texts, pairs=None, batch_size: int = 256) -> list[dict]:
+        """One dict per text, as the task decodes it (classify: ``{"label", "probabilities"}``)."""
+        return self.task.decode(self.logits(texts, pairs, batch_size))
+
+    def predict_proba(self, texts, pairs=None, batch_size: int = 256) -> np.ndarray:
+        from .onnx_decode import softmax
+
+        return softmax(self.logits(texts, pairs, batch_size))

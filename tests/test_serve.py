@@ -1,0 +1,221 @@
+"""``enctune serve``: a real HTTP client against a running uvicorn server on a tiny model."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+import enctune
+from enctune.serve.server import Limits, ServedModel, build_app, load_models, parse_specs
+
+from .conftest import ROOT, make_rows, write_jsonl
+from .serve_helpers import running_server, train_tiny
+
+TOKEN = "s3cret-token"
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_bert, tmp_path_factory):
+    """Two trained runs: single texts (sentiment) and text pairs (does the pair repeat the sentiment?)."""
+    root = tmp_path_factory.mktemp("serve-runs")
+    single = root / "data-single"
+    write_jsonl(single / "train.jsonl", make_rows(120, seed=1))
+    write_jsonl(single / "validation.jsonl", make_rows(40, seed=2))
+    second = make_rows(120, seed=5)
+    random.Random(0).shuffle(second)
+    pair_rows = [{"text": a["text"], "text_pair": b["text"], "label": "same" if a["label"] == b["label"] else "diff"}
+                 for a, b in zip(make_rows(120, seed=4), second, strict=True)]
+    write_jsonl(root / "pairs.jsonl", pair_rows)
+    train_tiny(tiny_bert, single, root / "sentiment")
+    train_tiny(tiny_bert, root / "pairs.jsonl", root / "pairs", epochs=2)
+    return {"single": root / "sentiment", "pairs": root / "pairs"}
+
+
+LIMITS = Limits(max_body_bytes=4096, max_texts=8, max_chars=200, max_batch=16, wait_ms=5)
+
+
+@pytest.fixture(scope="module")
+def server(runs):
+    models = load_models([str(runs["single"]), f"pairs={runs['pairs']}"])
+    with running_server(build_app(models, LIMITS, TOKEN)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    with httpx.Client(base_url=server, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30) as c:
+        yield c
+
+
+def _error(r, status, code):
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert body["error"] == code and body["message"], body
+    return body
+
+
+def test_predict_answers_like_the_python_predictor_in_input_order(client, runs):
+    texts = [r["text"] for r in make_rows(7, seed=11)]
+    r = client.post("/predict", json={"texts": texts})
+    assert r.status_code == 200, r.text
+    expected = enctune.load(runs["single"]).predict(texts)
+    got = r.json()
+    assert [g["label"] for g in got] == [e["label"] for e in expected]
+    for g, e in zip(got, expected, strict=True):
+        assert g.keys() == e.keys()
+        assert g["probabilities"] == pytest.approx(e["probabilities"], abs=1e-6)
+    one = client.post("/predict", json={"text": texts[3]})
+    assert one.status_code == 200 and one.json()[0]["label"] == expected[3]["label"] and len(one.json()) == 1
+
+
+def test_named_pair_model_needs_pairs_and_answers_them(client, runs):
+    rows = make_rows(4, seed=12)
+    texts, pairs = [r["text"] for r in rows], [r["text"] for r in rows[::-1]]
+    r = client.post("/models/pairs/predict", json={"texts": texts, "text_pairs": pairs})
+    assert r.status_code == 200, r.text
+    expected = enctune.load(runs["pairs"]).predict(texts, pairs)
+    assert [g["label"] for g in r.json()] == [e["label"] for e in expected]
+    r = client.post("/models/pairs/predict", json={"text": texts[0], "text_pair": pairs[0]})
+    assert r.json()[0]["label"] == expected[0]["label"]
+    _error(client.post("/models/pairs/predict", json={"texts": texts}), 422, "missing_pairs")
+    _error(client.post("/models/pairs/predict", json={"texts": texts, "text_pairs": pairs[:2]}), 422, "pair_count")
+    _error(client.post("/predict", json={"texts": texts, "text_pairs": pairs}), 422, "unexpected_pairs")
+    _error(client.post("/models/nope/predict", json={"texts": texts}), 404, "unknown_model")
+
+
+def test_health_ready_info_models_and_openapi(client, server):
+    assert httpx.get(f"{server}/health").json() == {"status": "ok"}  # open: no token needed
+    ready = httpx.get(f"{server}/ready")
+    assert ready.status_code == 200 and ready.json()["models"] == ["sentiment", "pairs"]
+    info = client.get("/info").json()
+    assert info["name"] == "sentiment" and info["task"] == "classify"
+    assert info["labels"] == ["negative", "positive"] and info["takes_pairs"] is False
+    assert info["encoder"]["pooling"] == "mean" and info["runtime"] == "pytorch"
+    assert info["metrics"]["validation"]["accuracy"] >= 0.8
+    assert info["limits"] == {"max_body_bytes": 4096, "max_texts": 8, "max_chars": 200}
+    assert client.get("/models/pairs/info").json()["takes_pairs"] is True
+    assert [m["name"] for m in client.get("/models").json()["models"]] == ["sentiment", "pairs"]
+    schema = httpx.get(f"{server}/openapi.json").json()
+    assert {"/predict", "/health", "/ready", "/info", "/models/{name}/predict"} <= set(schema["paths"])
+
+
+def test_token_is_required_and_checked(server):
+    body = {"texts": ["good film"]}
+    _error(httpx.post(f"{server}/predict", json=body), 401, "unauthorized")
+    r = httpx.post(f"{server}/predict", json=body, headers={"Authorization": "Bearer wrong"})
+    _error(r, 401, "unauthorized")
+    assert r.headers["www-authenticate"] == "Bearer"
+    _error(httpx.get(f"{server}/info"), 401, "unauthorized")
+    ok = httpx.post(f"{server}/predict", json=body, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert ok.status_code == 200
+
+
+def test_limits_answer_4xx_json(client):
+    _error(client.post("/predict", json={"texts": ["good"] * 9}), 413, "too_many_texts")
+    _error(client.post("/predict", json={"texts": ["good", "a" * 201]}), 413, "text_too_long")
+    _error(client.post("/models/pairs/predict", json={"text": "good", "text_pair": "b" * 201}), 413, "text_too_long")
+    big = json.dumps({"texts": ["x" * 150] * 30})  # > 4096 bytes
+    _error(client.post("/predict", content=big, headers={"Content-Type": "application/json"}), 413,
+           "body_too_large")
+
+    def chunks():  # no Content-Length: the limit counts the streamed bytes
+        for _ in range(10):
+            yield b" " * 1000
+
+    _error(client.post("/predict", content=chunks(), headers={"Content-Type": "application/json"}), 413,
+           "body_too_large")
+    assert client.post("/predict", json={"texts": ["good"] * 8}).status_code == 200  # at the limit: fine
+
+
+@pytest.mark.parametrize("body, status, code", [
+    (b'{"texts": ["good"', 400, "malformed_json"),
+    (b"not json at all", 400, "malformed_json"),
+    (b'{"texts": "good"}', 422, "invalid_request"),
+    (b'{"texts": [1, 2]}', 422, "invalid_request"),
+    (b'{"texts": [["nested"]]}', 422, "invalid_request"),
+    (b'{"text": null}', 422, "missing_texts"),
+    (b'{"texts": []}', 422, "empty_texts"),
+    (b'{}', 422, "missing_texts"),
+    (b'[]', 422, "invalid_request"),
+    (b'{"texts": ["a"], "labels": ["x"]}', 422, "invalid_request"),
+    (b'{"texts": ["a"], "text": "b"}', 422, "ambiguous_input"),
+])
+def test_bad_requests_get_clear_errors(client, body, status, code):
+    _error(client.post("/predict", content=body, headers={"Content-Type": "application/json"}), status, code)
+
+
+def test_unknown_route_and_method_are_json(client):
+    _error(client.get("/nope"), 404, "not_found")
+    _error(client.get("/predict"), 405, "method_not_allowed")
+
+
+def test_concurrent_requests_are_batched_and_each_gets_its_own_answers(client, runs):
+    texts = [r["text"] for r in make_rows(48, seed=13)]
+    expected = [p["label"] for p in enctune.load(runs["single"]).predict(texts)]
+    calls_before = client.get("/info").json()["batching"]["model_calls"]
+    groups = [texts[i:i + 3] for i in range(0, len(texts), 3)]  # 16 requests of 3 texts
+
+    def send(group):
+        return client.post("/predict", json={"texts": group}).json()
+
+    with cf.ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(send, groups))
+    assert [a["label"] for ans in answers for a in ans] == expected
+    calls = client.get("/info").json()["batching"]["model_calls"] - calls_before
+    assert 1 <= calls <= len(groups)  # never more calls than requests; usually far fewer
+
+
+def test_duplicate_names_and_bad_names_are_user_errors(runs):
+    models = [ServedModel("a", enctune.load(runs["single"]), str(runs["single"]))] * 2
+    with pytest.raises(enctune.UserError, match="share a name"):
+        build_app(models)
+    with pytest.raises(enctune.UserError, match="NAME=FOLDER"):
+        parse_specs(["bad name=/x"])
+    assert parse_specs([str(runs["single"] / "model")]) == [("sentiment", str(runs["single"] / "model"))]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_cli_serve_binds_loopback_with_a_token_from_the_environment(runs):
+    port = _free_port()
+    env = {**os.environ, "ENCTUNE_TOKEN": TOKEN, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "enctune", "serve", str(runs["single"]), "--port", str(port),
+                             "--quiet"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, proc.stderr.read().decode()
+            try:
+                if httpx.get(f"{url}/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the server did not become ready"
+            time.sleep(0.2)
+        assert httpx.post(f"{url}/predict", json={"text": "good"}).status_code == 401
+        r = httpx.post(f"{url}/predict", json={"text": "great superb"}, headers={"Authorization": f"Bearer {TOKEN}"})
+        assert r.status_code == 200 and r.json()[0]["label"] == "positive"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_cli_serve_with_a_missing_folder_exits_2(tmp_path, capsys):
+    from enctune.cli import main
+
+    assert main(["serve", str(tmp_path / "nope")]) == 2
+    assert "no such folder" in capsys.readouterr().err
