@@ -40,10 +40,10 @@ class OnnxTask:
     def decode(self, logits: np.ndarray) -> list[dict]:
         return DECODERS[self.name](logits, self.labels, self.label_type)
 
-    def encode_labels(self, labels):
+    def encode_labels(self, *args, **kwargs):
         raise UserError("an ONNX export predicts but does not evaluate: evaluate the run folder it came from.")
 
-    metrics = encode_labels
+    metrics = infer_columns = encode_labels
 
 
 def _budget_batches(lengths: np.ndarray, max_tokens: int, max_batch: int) -> list[np.ndarray]:
