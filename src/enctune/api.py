@@ -41,6 +41,8 @@ from .serve.predictor import Predictor
 from .serve.predictor import embed as _embed
 from .strategies import STRATEGIES, RunContext, choose_strategy
 from .tasks import TASKS
+from .training import distributed
+from .training.checkpoint import Checkpointer
 from .training.precision import resolve_precision
 
 
@@ -63,7 +65,8 @@ def _check_out(out: Path) -> None:
     if out.exists():
         if not out.is_dir():
             raise UserError(f"--out {out}: exists and is a file; expected a folder to write the run into.")
-        if any(out.iterdir()) and not ((out / "metrics.json").exists() or (out / "model").exists()):
+        if any(out.iterdir()) and not ((out / "metrics.json").exists() or (out / "model").exists()
+                                       or (out / "checkpoints").is_dir()):
             raise UserError(f"--out {out}: a non-empty folder that is not an enctune run; choose another --out "
                             "(enctune only replaces its own run folders).")
 
@@ -76,6 +79,7 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
     """Adapt an encoder to a labelled data set and write a run folder. See the module docstring."""
     cfg = config if config is not None else make_config(flags, config_file)
     t_start = time.perf_counter()
+    rank, world = distributed.init()  # under torchrun / accelerate launch: join the group; quiet non-main
     out = Path(cfg.out)
     _check_out(out)
     torch.manual_seed(cfg.seed)
@@ -84,7 +88,7 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
     splits = load_splits(cfg.data, cfg.validation, cfg.test, cfg.text_column, cfg.text_pair_column,
                          cfg.label_column, cfg.validation_fraction, cfg.seed)
     encoder = Encoder.load(cfg.model, pooling=cfg.pooling, max_length=cfg.max_length, layer=cfg.layer,
-                           trust_remote_code=cfg.trust_remote_code)
+                           trust_remote_code=cfg.trust_remote_code, allow_pickle=cfg.allow_pickle)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     precision = resolve_precision(cfg.precision, device)
     if precision == "bf16" and device == "cpu" and cfg.precision == "bf16":
@@ -117,7 +121,13 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
     progress.info(f"encoder {cfg.model} ({encoder.pooling} pooling, max length {encoder.max_length}, "
                   f"{precision}); strategy {strategy_name}: {reason}")
 
-    ctx = RunContext(cfg, encoder, task, splits, tokens, targets, precision)
+    checkpoints = None
+    if cfg.checkpoint_every or cfg.resume:
+        # settings that change what is trained; resuming under others is refused
+        settings = {k: v for k, v in cfg.model_dump().items() if k not in ("resume", "checkpoint_every")}
+        checkpoints = Checkpointer(out / "checkpoints", cfg.checkpoint_every, cfg.resume,
+                                   {**settings, "strategy": strategy_name})
+    ctx = RunContext(cfg, encoder, task, splits, tokens, targets, precision, checkpoints)
     result = STRATEGIES[strategy_name]().run(ctx)
 
     predictor = Predictor(TaskModel(encoder, result.head), encoder, task, {}, precision="fp32")
@@ -128,8 +138,9 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
             continue
         if split in result.features:  # a frozen encoder: its features are already computed
             logits = head_logits(result.head, result.features[split])
-        else:
-            logits = predictor.logits(ex.texts, ex.pairs)
+        else:  # each process scores its share of the rows
+            logits = distributed.gather_rows(len(ex), lambda idx, ex=ex: predictor.logits(
+                [ex.texts[i] for i in idx], [ex.pairs[i] for i in idx] if ex.pairs is not None else None))
         scores[split] = task.metrics(logits, targets[split].numpy())
 
     wall = time.perf_counter() - t_start
@@ -154,7 +165,8 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
             "train_examples_seen": loop.examples, "tokens_seen": loop.tokens, "steps": loop.steps,
             "epochs_run": loop.epochs_run, "stopped_early": loop.stopped_early,
             "peak_rss_mb": round(_peak_rss_mb(), 1), "precision": precision, "device": device,
-            "threads": torch.get_num_threads(), "truncated_texts": truncated, **result.costs,
+            "threads": torch.get_num_threads(), "processes": world, "resumed_at_step": loop.resumed_at_step,
+            "truncated_texts": truncated, **result.costs,
         },
         "data": {
             "files": splits.files, "labels": splits.labels, "validation_carved": splits.validation_carved,
@@ -163,8 +175,10 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
         },
         "environment": {"enctune": __version__, "torch": torch.__version__, "python": platform.python_version()},
     }
-    _write_run(out, encoder, result.head, meta, metrics, cfg)
-    progress.info(f"wrote {out}")
+    if rank == 0:  # one writer; the others wait until the run folder is in place
+        _write_run(out, encoder, result.head, meta, metrics, cfg)
+        progress.info(f"wrote {out}")
+    distributed.barrier()
     return Run(out, metrics, predictor)
 
 
@@ -224,10 +238,13 @@ def _present(table, name: str | None) -> str | None:
 
 def predict_file(path: str | os.PathLike, input_file: str | os.PathLike, text_column: str | None = None,
                  pair_column: str | None = None, batch_size: int = 256, precision: str = "fp32") -> list[dict]:
+    distributed.init()
     predictor = load(path, precision=precision)
     ex = load_texts(input_file, text_column, pair_column)
-    with progress.bar("predict", total=len(ex)) as pbar:
-        logits = predictor.logits(ex.texts, ex.pairs, batch_size, progress=pbar)
+    with progress.bar("predict", total=len(ex)) as pbar:  # under a launcher: each process its share
+        logits = distributed.gather_rows(len(ex), lambda idx: predictor.logits(
+            [ex.texts[i] for i in idx], [ex.pairs[i] for i in idx] if ex.pairs is not None else None,
+            batch_size, progress=pbar))
     return predictor.task.decode(logits)
 
 
@@ -247,6 +264,8 @@ def embed(model: str, texts: list[str] | Examples, layer: int | None = None, poo
         encoder = pred.encoder
     else:
         encoder = Encoder.load(model, pooling=pooling, max_length=max_length)
-    with progress.bar("embed", total=len(ex)) as pbar:
-        return _embed(encoder, ex.texts, ex.pairs, layer, pooling, batch_size, resolve_precision(precision),
-                      progress=pbar)
+    distributed.init()
+    with progress.bar("embed", total=len(ex)) as pbar:  # under a launcher: each process its share
+        return distributed.gather_rows(len(ex), lambda idx: _embed(
+            encoder, [ex.texts[i] for i in idx], [ex.pairs[i] for i in idx] if ex.pairs is not None else None,
+            layer, pooling, batch_size, resolve_precision(precision), progress=pbar))

@@ -47,6 +47,11 @@ class TrainConfig(BaseModel):
     validation_fraction: float = Field(default=0.1, gt=0, lt=0.9)
     freeze_embeddings: bool = True  # full: keep the word-embedding matrix fixed (half the optimizer state)
     trust_remote_code: bool = False
+    allow_pickle: bool = False  # read an encoder folder that carries pickle files (*.bin, *.pt, *.pkl)
+    checkpoint_every: int | None = Field(default=None, ge=1)  # optimizer steps; also at each epoch end
+    resume: bool = False  # continue from the latest checkpoint in <out>/checkpoints
+    max_tokens_per_batch: int | None = Field(default=None, ge=8)  # padded tokens per forward pass
+    gradient_checkpointing: bool = False  # full: recompute activations in backward (less memory)
 
     @field_validator("data", "out")
     @classmethod

@@ -19,6 +19,7 @@ from ..config import TrainConfig
 from ..data import Splits
 from ..encoders import Encoder, Tokenized
 from ..tasks import Task
+from ..training.checkpoint import Checkpointer
 from ..training.loop import LoopResult
 
 
@@ -31,6 +32,7 @@ class RunContext:
     tokens: dict[str, Tokenized]  # "train", "validation", optionally "test"
     targets: dict[str, torch.Tensor]
     precision: str
+    checkpoints: Checkpointer | None = None  # --checkpoint-every / --resume
 
 
 @dataclass
