@@ -13,8 +13,8 @@ from torch.utils.data import DataLoader
 from ..model import TaskModel, batched_logits
 from ..training.batching import LengthBucketSampler
 from ..training.distributed import gather_rows, rank_world
-from ..training.memory import Shape, check_fits
 from ..training.loop import LoopConfig, fit
+from ..training.memory import Shape, check_fits
 from .base import RunContext, Strategy, StrategyResult, count_params, register
 
 
