@@ -16,7 +16,7 @@ import pytest
 import enctune
 from enctune.training.distributed import gather_rows, shard
 
-from .conftest import ROOT, _write_tokenizer, make_rows, write_jsonl
+from .conftest import ROOT, make_rows, write_jsonl
 
 
 def _free_port() -> int:
@@ -44,22 +44,6 @@ def accelerate_launch(*args: str) -> subprocess.CompletedProcess:
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
            "--main_process_port", str(_free_port()), "-m", "enctune", *args]
     return subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
-
-
-@pytest.fixture(scope="module")
-def tiny_bert_no_dropout(tmp_path_factory) -> Path:
-    """Like tiny_bert, without dropout: one and two processes then see the same computation."""
-    import torch
-    from transformers import BertConfig, BertModel
-
-    folder = tmp_path_factory.mktemp("tiny_bert_nodrop")
-    tok = _write_tokenizer(folder)
-    torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=64, initializer_range=0.5,
-                     hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-    BertModel(cfg).save_pretrained(folder)
-    return folder
 
 
 def test_shard_and_gather_rows_cover_every_row_once():
