@@ -33,10 +33,10 @@ def _env() -> dict:
     return env
 
 
-def torchrun(*args: str) -> subprocess.CompletedProcess:
+def torchrun(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
            "--master_port", str(_free_port()), "-m", "enctune", *args]
-    return subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
+    return subprocess.run(cmd, env={**_env(), **(env or {})}, capture_output=True, text=True, timeout=600)
 
 
 def accelerate_launch(*args: str) -> subprocess.CompletedProcess:
@@ -90,6 +90,29 @@ def test_two_processes_train_like_one_with_the_same_global_batch(tiny_bert_no_dr
     np.testing.assert_allclose(enctune.load(tmp_path / "two").predict_proba(texts),
                                enctune.load(tmp_path / "one").predict_proba(texts), atol=5e-4)
     assert not list(tmp_path.glob(".two.tmp-*"))  # one writer, nothing left half-written
+
+
+def test_two_processes_probe_shares_the_encoding_and_trains_like_one(tiny_bert, sentiment_dir, tmp_path,
+                                                                     monkeypatch):
+    monkeypatch.setenv("ENCTUNE_CACHE", str(tmp_path / "cache"))
+    # no early stopping: a float-level difference in the features could move the stopping point by one epoch
+    args = ["--data", str(sentiment_dir), "--model", str(tiny_bert), "--strategy", "probe", "--epochs", "20",
+            "--batch-size", "16", "--seed", "5", "--patience", "100"]
+    p = torchrun("train", *args, "--out", str(tmp_path / "two"), "--quiet", env={"ENCTUNE_CACHE": str(tmp_path / "cache")})
+    assert p.returncode == 0, p.stderr[-3000:]
+    two = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    assert two["costs"]["cache_hits"] == 0 and two["costs"]["processes"] == 2
+    monkeypatch.setenv("ENCTUNE_CACHE", str(tmp_path / "cache1"))
+    one = enctune.train(data=str(sentiment_dir), out=str(tmp_path / "one"), model=str(tiny_bert), strategy="probe",
+                        epochs=20, batch_size=16, seed=5, patience=100).metrics
+    # the features the two processes encoded (each its share, gathered) are those one process computes
+    two_files = sorted((tmp_path / "cache" / "features").glob("*.npy"))
+    one_files = sorted((tmp_path / "cache1" / "features").glob("*.npy"))
+    assert [f.name for f in two_files] == [f.name for f in one_files] and len(one_files) == 3
+    for a, b in zip(two_files, one_files, strict=True):
+        np.testing.assert_allclose(np.load(a), np.load(b), atol=1e-5)
+    assert [h["step"] for h in two["history"]] == [h["step"] for h in one["history"]]
+    assert abs(two["test"]["accuracy"] - one["test"]["accuracy"]) <= 1 / 40
 
 
 @pytest.fixture(scope="module")

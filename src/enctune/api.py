@@ -127,6 +127,9 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
         settings = {k: v for k, v in cfg.model_dump().items() if k not in ("resume", "checkpoint_every")}
         checkpoints = Checkpointer(out / "checkpoints", cfg.checkpoint_every, cfg.resume,
                                    {**settings, "strategy": strategy_name})
+    if not cfg.resume and (out / "checkpoints").is_dir() and any((out / "checkpoints").glob("step-*")):
+        progress.info(f"{out / 'checkpoints'} holds a checkpoint of an unfinished run; starting afresh "
+                      "(pass --resume to continue it instead).")
     ctx = RunContext(cfg, encoder, task, splits, tokens, targets, precision, checkpoints)
     result = STRATEGIES[strategy_name]().run(ctx)
 

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from .. import progress
+from ..errors import UserError
 from . import distributed
 from .batching import split_by_tokens
 from .checkpoint import Checkpointer
@@ -79,6 +80,9 @@ def fit(model: nn.Module, loader, loss_fn: Callable, evaluate: Callable, cfg: Lo
     accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision="no",
                               kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
     rank, world = accelerator.process_index, accelerator.num_processes
+    if checkpoints is not None and accelerator.distributed_type.value in ("FSDP", "DEEPSPEED"):
+        raise UserError("--checkpoint-every/--resume: checkpoints are written for one process or DDP; under "
+                        f"{accelerator.distributed_type.value} each process holds only a shard of the model.")
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.ndim >= 2]
     no_decay = [p for p in params if p.ndim < 2]  # biases and norms are not decayed
