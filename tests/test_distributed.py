@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import enctune
-from enctune.training.distributed import gather_rows, shard
+from enctune.training.distributed import assemble, gather_rows, shard
 
 from .conftest import ROOT, make_rows, write_jsonl
 
@@ -53,6 +53,11 @@ def test_shard_and_gather_rows_cover_every_row_once():
     assert shard([5], 1, 2) == [5]  # too few rows: a process takes one again rather than none
     out = gather_rows(5, lambda idx: np.stack([idx, idx * 2], 1))
     np.testing.assert_array_equal(out[:, 1], np.arange(5) * 2)
+    # what two processes hand back (rows 0, 2, 4 and 1, 3), as arrays and as per-row lists
+    pieces = [(np.array([0, 2, 4]), np.array([[0.0], [2.0], [4.0]])), (np.array([1, 3]), np.array([[1.0], [3.0]]))]
+    np.testing.assert_array_equal(assemble(5, pieces)[:, 0], np.arange(5.0))
+    ragged = [(np.array([0, 2]), [np.zeros((3, 2)), np.zeros((1, 2))]), (np.array([1]), [np.ones((2, 2))])]
+    assert [r.shape for r in assemble(3, ragged)] == [(3, 2), (2, 2), (1, 2)]
 
 
 def test_two_processes_train_like_one_with_the_same_global_batch(tiny_bert_no_dropout, tmp_path):

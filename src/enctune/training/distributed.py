@@ -73,10 +73,12 @@ def shard(idx, rank: int, world: int) -> list:
     return mine if mine else [idx[rank % len(idx)]]
 
 
-def gather_rows(n: int, compute: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+def gather_rows(n: int, compute: Callable[[np.ndarray], np.ndarray | list]) -> np.ndarray | list:
     """``compute(idx)`` (rows for the indices ``idx``) over 0..n-1, split across processes.
 
-    Every process gets the full (n, ...) result, each row computed once, in input order.
+    Every process gets the full result, each row computed once, in input order: an (n, ...)
+    array when ``compute`` returns arrays, a list of n per-row objects when it returns lists
+    (token-level outputs, one (T_i, C) array per row).
     """
     rank, world = rank_world()
     if world == 1 or n < world:  # too few rows to share: every process computes them all
@@ -84,13 +86,21 @@ def gather_rows(n: int, compute: Callable[[np.ndarray], np.ndarray]) -> np.ndarr
     from accelerate.utils import gather_object
 
     mine = np.arange(rank, n, world)
-    part = compute(mine) if len(mine) else None
-    pieces = gather_object([(mine, part)])
-    first = next(p for _, p in pieces if p is not None)
+    return assemble(n, gather_object([(mine, compute(mine))]))
+
+
+def assemble(n: int, pieces: list[tuple[np.ndarray, np.ndarray | list]]) -> np.ndarray | list:
+    """Rows from (indices, rows) pieces put back in input order."""
+    if isinstance(pieces[0][1], list):
+        rows: list = [None] * n
+        for idx, part in pieces:
+            for i, row in zip(idx, part, strict=True):
+                rows[i] = row
+        return rows
+    first = pieces[0][1]
     out = np.zeros((n, *first.shape[1:]), dtype=first.dtype)
-    for idx, p in pieces:
-        if p is not None:
-            out[idx] = p
+    for idx, part in pieces:
+        out[idx] = part
     return out
 
 
