@@ -24,6 +24,19 @@ def non_embedding_params(encoder) -> int:
     return sum(p.numel() for p in encoder.parameters()) - n_emb
 
 
+def _activation_checkpointing(model, on: bool) -> None:
+    """Turn activation (gradient) checkpointing on or off, by its name in this transformers version."""
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5
+        if on:
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.activation_checkpointing_disable()
+    elif on:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_disable()
+
+
 @register
 class FullStrategy(Strategy):
     name = "full"
@@ -53,7 +66,7 @@ class FullStrategy(Strategy):
                    cfg.gradient_checkpointing, cfg.max_tokens_per_batch)
         if cfg.gradient_checkpointing:
             # recompute each layer's activations in the backward pass: less memory, about a third more compute
-            enc.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            _activation_checkpointing(enc.model, True)
         tokens, targets = ctx.tokens["train"], ctx.targets["train"]
         sampler = LengthBucketSampler(tokens.lengths(), batch_size, cfg.seed)
         loader = DataLoader(range(len(tokens)), batch_sampler=sampler,
@@ -73,7 +86,7 @@ class FullStrategy(Strategy):
                               description="full fine-tuning")
         result = fit(model, loader, task.loss, evaluate, loop_cfg, checkpoints=ctx.checkpoints)
         if cfg.gradient_checkpointing:
-            enc.model.gradient_checkpointing_disable()
+            _activation_checkpointing(enc.model, False)
         trainable, total = count_params(model)
         n = non_embedding_params(enc)
         costs = {"trainable_params": trainable, "total_params": total,

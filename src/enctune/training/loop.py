@@ -120,7 +120,8 @@ def fit(model: nn.Module, loader, loss_fn: Callable, evaluate: Callable, cfg: Lo
             score, metrics = evaluate(unwrapped)
         model.train()
         result.eval_seconds += time.perf_counter() - t_eval
-        result.history.append({"step": result.steps, "epoch": round(epoch_float, 3), "score": score, **metrics})
+        result.history.append({"step": result.steps, "epoch": round(epoch_float, 3), "lr": scheduler.get_last_lr()[0],
+                               "score": score, **metrics})
         if score > result.best_score:
             result.best_score, result.best_step = score, result.steps
             # only trainable weights can have changed: copy those
