@@ -52,9 +52,12 @@ class Tokenized:
         return np.fromiter((len(x) for x in self.input_ids), dtype=np.int64, count=len(self.input_ids))
 
     def subset(self, idx) -> Tokenized:
-        """The examples ``idx``, in that order (truncation count not carried over)."""
+        """The examples ``idx``, in that order (truncation count not carried over; a pair's second texts,
+        when encoded apart, follow)."""
         tt = [self.token_type_ids[i] for i in idx] if self.token_type_ids is not None else None
-        return Tokenized([self.input_ids[i] for i in idx], tt, 0)
+        second = getattr(self, "second", None)
+        extra = {"second": second.subset(idx)} if second is not None else {}
+        return Tokenized([self.input_ids[i] for i in idx], tt, 0, **extra)
 
 
 def usable_max_length(config, tokenizer, wanted: int | None, default: int = 256) -> int:
