@@ -98,6 +98,22 @@ def tiny_gpt2(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def tiny_bert_no_dropout(tmp_path_factory) -> Path:
+    """Like tiny_bert, without dropout: one and two processes then see the same computation."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    folder = tmp_path_factory.mktemp("tiny_bert_nodrop")
+    tok = _write_tokenizer(folder)
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=64, initializer_range=0.5,
+                     hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    BertModel(cfg).save_pretrained(folder)
+    return folder
+
+
 def make_rows(n: int, seed: int = 0, labels=("positive", "negative")) -> list[dict]:
     rng = random.Random(seed)
     rows = []

@@ -40,7 +40,9 @@ from .model_folder import _replace_dir, find_model_folder, write_model_folder
 from .serve.predictor import TOKENS_PER_BATCH, Predictor
 from .serve.predictor import embed as _embed
 from .strategies import STRATEGIES, RunContext, choose_strategy
-from .tasks import TASKS
+from .tasks import TASKS, Prepared
+from .training import distributed
+from .training.checkpoint import Checkpointer
 from .training.precision import resolve_precision
 
 
@@ -67,7 +69,8 @@ def _check_out(out: Path) -> None:
     if out.exists():
         if not out.is_dir():
             raise UserError(f"--out {out}: exists and is a file; expected a folder to write the run into.")
-        if any(out.iterdir()) and not ((out / "metrics.json").exists() or (out / "model").exists()):
+        if any(out.iterdir()) and not ((out / "metrics.json").exists() or (out / "model").exists()
+                                       or (out / "checkpoints").is_dir()):
             raise UserError(f"--out {out}: a non-empty folder that is not an enctune run; choose another --out "
                             "(enctune only replaces its own run folders).")
 
@@ -90,6 +93,7 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
     """Adapt an encoder to a labelled data set and write a run folder. See the module docstring."""
     cfg = config if config is not None else make_config(flags, config_file)
     t_start = time.perf_counter()
+    rank, world = distributed.init()  # under torchrun / accelerate launch: join the group; quiet non-main
     out = Path(cfg.out)
     _check_out(out)
     torch.manual_seed(cfg.seed)
@@ -99,7 +103,7 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
                          cfg.label_column, cfg.validation_fraction, cfg.seed, cfg.task, _task_options(cfg))
     task = splits.task
     encoder = Encoder.load(cfg.model, pooling=cfg.pooling, max_length=cfg.max_length, layer=cfg.layer,
-                           trust_remote_code=cfg.trust_remote_code)
+                           trust_remote_code=cfg.trust_remote_code, allow_pickle=cfg.allow_pickle)
     if task.level == "token":
         encoder.tokenizer.padding_side = "right"  # per-token targets are laid out from the left
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -135,7 +139,16 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
     progress.info(f"encoder {cfg.model} ({encoder.pooling} pooling, max length {encoder.max_length}, "
                   f"{precision}); strategy {strategy_name}: {reason}")
 
-    ctx = RunContext(cfg, encoder, task, splits, prepared, precision)
+    checkpoints = None
+    if cfg.checkpoint_every or cfg.resume:
+        # settings that change what is trained; resuming under others is refused
+        settings = {k: v for k, v in cfg.model_dump().items() if k not in ("resume", "checkpoint_every")}
+        checkpoints = Checkpointer(out / "checkpoints", cfg.checkpoint_every, cfg.resume,
+                                   {**settings, "strategy": strategy_name})
+    if not cfg.resume and (out / "checkpoints").is_dir() and any((out / "checkpoints").glob("step-*")):
+        progress.info(f"{out / 'checkpoints'} holds a checkpoint of an unfinished run; starting afresh "
+                      "(pass --resume to continue it instead).")
+    ctx = RunContext(cfg, encoder, task, splits, prepared, precision, checkpoints)
     result = STRATEGIES[strategy_name]().run(ctx)
 
     model = TaskModel(encoder, result.head, task.level)
@@ -145,9 +158,10 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
             continue
         if split in result.features:  # a frozen encoder: its features are already computed
             outputs[split] = head_logits(result.head, result.features[split])
-        else:
-            outputs[split] = batched_logits(model, encoder, prepared[split].tokens, 256, "fp32",
-                                            max_tokens=TOKENS_PER_BATCH)
+        else:  # each process scores its share of the rows
+            tokens = prepared[split].tokens
+            outputs[split] = distributed.gather_rows(len(tokens), lambda idx, tokens=tokens: batched_logits(
+                model, encoder, tokens.subset(idx), 256, "fp32", max_tokens=TOKENS_PER_BATCH))
     fitted = task.after_fit(outputs["validation"], prepared["validation"], named["validation"])
     scores = {split: task.evaluate_outputs(out, prepared[split], named[split]) for split, out in outputs.items()}
     predictor = Predictor(model, encoder, task, {}, precision="fp32")
@@ -174,7 +188,8 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
             "train_examples_seen": loop.examples, "tokens_seen": loop.tokens, "steps": loop.steps,
             "epochs_run": loop.epochs_run, "stopped_early": loop.stopped_early,
             "peak_rss_mb": round(_peak_rss_mb(), 1), "precision": precision, "device": device,
-            "threads": torch.get_num_threads(), "truncated_texts": truncated, **result.costs,
+            "threads": torch.get_num_threads(), "processes": world, "resumed_at_step": loop.resumed_at_step,
+            "truncated_texts": truncated, **result.costs,
         },
         "data": {
             "files": splits.files, "labels": task.labels, "validation_carved": splits.validation_carved,
@@ -183,8 +198,10 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
         },
         "environment": {"enctune": __version__, "torch": torch.__version__, "python": platform.python_version()},
     }
-    _write_run(out, encoder, result.head, meta, metrics, cfg, result.encoder_trained)
-    progress.info(f"wrote {out}")
+    if rank == 0:  # one writer; the others wait until the run folder is in place
+        _write_run(out, encoder, result.head, meta, metrics, cfg, result.encoder_trained)
+        progress.info(f"wrote {out}")
+    distributed.barrier()
     return Run(out, metrics, predictor)
 
 
@@ -240,12 +257,22 @@ def _present(table, name: str | None) -> str | None:
 
 def predict_file(path: str | os.PathLike, input_file: str | os.PathLike, text_column: str | None = None,
                  pair_column: str | None = None, batch_size: int = 256, precision: str | None = None) -> list[dict]:
+    distributed.init()
     predictor = load(path, precision=precision)
-    ex = load_texts(input_file, text_column, pair_column, task=predictor.task)
-    prepared = predictor.task.prepare(predictor.encoder, ex)
+    task = predictor.task
+    if not hasattr(predictor, "outputs"):  # an ONNX export: sequence classification, texts in, logits out
+        ex = load_texts(input_file, text_column, pair_column)
+        with progress.bar("predict", total=len(ex)) as pbar:  # under a launcher: each process its share
+            logits = distributed.gather_rows(len(ex), lambda idx: predictor.logits(
+                [ex.texts[i] for i in idx], [ex.pairs[i] for i in idx] if ex.pairs is not None else None,
+                batch_size, progress=pbar))
+        return task.decode(logits)
+    ex = load_texts(input_file, text_column, pair_column, task=task)
+    prepared = task.prepare(predictor.encoder, ex)
     with progress.bar("predict", total=len(prepared)) as pbar:
-        outputs = predictor.outputs(prepared, batch_size, progress=pbar)
-    return predictor.task.decode_outputs(outputs, prepared, ex)
+        outputs = distributed.gather_rows(len(prepared), lambda idx: predictor.outputs(
+            Prepared(prepared.tokens.subset(idx)), batch_size, progress=pbar))
+    return task.decode_outputs(outputs, prepared, ex)
 
 
 def embed(model: str, texts: list[str] | Examples, layer: int | None = None, pooling: str | None = None,
@@ -264,6 +291,8 @@ def embed(model: str, texts: list[str] | Examples, layer: int | None = None, poo
         encoder = pred.encoder
     else:
         encoder = Encoder.load(model, pooling=pooling, max_length=max_length)
-    with progress.bar("embed", total=len(ex)) as pbar:
-        return _embed(encoder, ex.texts, ex.pairs, layer, pooling, batch_size, resolve_precision(precision),
-                      progress=pbar)
+    distributed.init()
+    with progress.bar("embed", total=len(ex)) as pbar:  # under a launcher: each process its share
+        return distributed.gather_rows(len(ex), lambda idx: _embed(
+            encoder, [ex.texts[i] for i in idx], [ex.pairs[i] for i in idx] if ex.pairs is not None else None,
+            layer, pooling, batch_size, resolve_precision(precision), progress=pbar))

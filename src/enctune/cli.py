@@ -6,6 +6,7 @@ without a traceback. Progress goes to stderr; results (and ``--json``) to stdout
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -30,7 +31,7 @@ def _setup(quiet: bool) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
     def show(message, category, filename, lineno, file=None, line=None):
-        if not quiet:
+        if not progress.is_quiet():  # quiet, or a process other than the main one
             print(f"warning: {message}", file=sys.stderr)
 
     warnings.showwarning = show
@@ -79,6 +80,15 @@ def train(
                                     help="multilabel: always predict a label [default: when every train row has one]."),
     max_answer_length: int | None = Opt(None, "--max-answer-length", help="extract: most tokens in an answer [30]."),
     doc_stride: int | None = Opt(None, "--doc-stride", help="extract: token overlap of context windows [128]."),
+    allow_pickle: bool | None = Opt(None, "--allow-pickle",
+                                    help="Read an encoder folder that carries pickle files (*.bin, *.pt, *.pkl)."),
+    checkpoint_every: int | None = Opt(None, "--checkpoint-every",
+                                       help="Checkpoint every N optimizer steps (and at each epoch end)."),
+    resume: bool | None = Opt(None, "--resume", help="Continue from the latest checkpoint in OUT/checkpoints."),
+    max_tokens_per_batch: int | None = Opt(None, "--max-tokens-per-batch",
+                                           help="Cap padded tokens per forward pass (bigger batches run in parts)."),
+    gradient_checkpointing: bool | None = Opt(None, "--gradient-checkpointing",
+                                              help="full: recompute activations in backward (less memory)."),
     config: str | None = Opt(None, "--config", help="YAML or JSON file with the same option names."),
     quiet: bool = Opt(False, "--quiet", "-q"),
     as_json: bool = Opt(False, "--json", help="Print the run's metrics as JSON."),
@@ -91,6 +101,8 @@ def train(
     flags = {k: v for k, v in locals().items() if k not in ("config", "quiet", "as_json", "api", "make_config")}
     cfg = make_config(flags, config)
     run = api.train(cfg)
+    if not _main_process():
+        return
     if as_json:
         print(json.dumps(run.metrics))
     else:
@@ -173,6 +185,8 @@ def predict(
     else:
         preds = api.load(run, precision=precision).predict(texts, pair or None, batch_size=batch_size)
         shown = texts
+    if not _main_process():  # under a launcher every process predicted its share; one writes
+        return
     if output:
         def write(tmp):
             with open(tmp, "w", encoding="utf-8") as f:
@@ -234,6 +248,8 @@ def embed(
         raise UserError(f"--output {output}: unknown format; expected one of {', '.join(EMBED_FORMATS)}.")
     ex = load_texts(input_file, text_column, text_pair_column)
     vectors = api.embed(model, ex, layer=layer, pooling=pooling, max_length=max_length, batch_size=batch_size)
+    if not _main_process():  # under a launcher every process embedded its share; one writes
+        return
 
     def write(tmp):
         import numpy as np
@@ -323,6 +339,17 @@ def export(
     print(f"wrote {out}")
 
 
+def _main_process() -> bool:
+    from .training.distributed import is_main
+
+    return is_main()
+
+
+WRITE_ERRORS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+                errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
+                errno.EROFS: "read-only file system"}
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, prog_name="enctune")  # usage errors: Typer prints them and exits with 2
@@ -334,6 +361,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # a full disk, a folder we may not write: the user's to fix, not a bug
+        if e.errno not in WRITE_ERRORS:
+            raise
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"error: {WRITE_ERRORS[e.errno]}{where}. Nothing was written there: free some space or choose "
+              "another --out/--output, then run again.", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -53,6 +53,11 @@ class TrainConfig(BaseModel):
     at_least_one: bool | None = None  # multilabel: always predict a label [default: when every train row has one]
     max_answer_length: int | None = Field(default=None, ge=1, le=1024)  # extract: tokens in an answer [30]
     doc_stride: int | None = Field(default=None, ge=8, le=4096)  # extract: overlap of context windows [128]
+    allow_pickle: bool = False  # read an encoder folder that carries pickle files (*.bin, *.pt, *.pkl)
+    checkpoint_every: int | None = Field(default=None, ge=1)  # optimizer steps; also at each epoch end
+    resume: bool = False  # continue from the latest checkpoint in <out>/checkpoints
+    max_tokens_per_batch: int | None = Field(default=None, ge=8)  # padded tokens per forward pass
+    gradient_checkpointing: bool = False  # full: recompute activations in backward (less memory)
 
     @field_validator("data", "out")
     @classmethod

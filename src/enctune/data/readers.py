@@ -105,6 +105,8 @@ def _read_delimited(path: Path, text: str, fmt: str) -> Table:
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         header = next(reader)
+    except StopIteration:  # only a byte-order mark
+        raise UserError(f"{path}: the file is empty; expected a header line and rows.") from None
     except csv.Error as e:
         raise UserError(f"{path}, line 1: could not parse the header ({e}).") from None
     header = [h.strip() for h in header]
@@ -134,18 +136,43 @@ def _read_delimited(path: Path, text: str, fmt: str) -> Table:
     return Table(path, records, lines, header)
 
 
+def _lines(text: str) -> list[str]:
+    """Lines split at \\n (\\r\\n and \\r too) only: str.splitlines would also cut inside a line at
+    U+2028, form feeds and other separators that JSON strings and plain text may carry."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
+def _json_error(e: Exception) -> str:
+    if isinstance(e, json.JSONDecodeError):
+        return e.msg
+    if isinstance(e, RecursionError):
+        return "nested too deeply"
+    return str(e).split(";")[0]  # e.g. an integer with more digits than Python converts
+
+
+def _check_strings(obj, where: str) -> None:
+    """A JSON string escape can encode half a UTF-16 pair (\\ud800); no tokenizer takes that."""
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise UserError(f"{where}: a string with an unpaired surrogate escape (\\ud800-\\udfff); "
+                        "expected valid Unicode text.") from None
+
+
 def _read_jsonl(path: Path, text: str) -> Table:
     records, lines = [], []
-    for n, line in enumerate(text.splitlines(), start=1):
+    for n, line in enumerate(_lines(text), start=1):
         if not line.strip():
             continue
         try:
             obj = json.loads(line)
-        except (json.JSONDecodeError, RecursionError) as e:
-            msg = e.msg if isinstance(e, json.JSONDecodeError) else "nested too deeply"
-            raise UserError(f"{path}, line {n}: not valid JSON ({msg}); expected one JSON object per line.") from None
+        except (ValueError, RecursionError) as e:  # JSONDecodeError is a ValueError
+            raise UserError(f"{path}, line {n}: not valid JSON ({_json_error(e)}); expected one JSON object per "
+                            "line.") from None
         if not isinstance(obj, dict):
             raise UserError(f"{path}, line {n}: expected a JSON object per line, found {type(obj).__name__}.")
+        if "\\u" in line:
+            _check_strings(obj, f"{path}, line {n}")
         records.append(obj)
         lines.append(n)
     return Table(path, records, lines)
@@ -154,10 +181,11 @@ def _read_jsonl(path: Path, text: str) -> Table:
 def _read_json(path: Path, text: str) -> Table:
     try:
         obj = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as e:
-        if isinstance(e, RecursionError):
-            raise UserError(f"{path}: JSON nested too deeply.") from None
-        raise UserError(f"{path}, line {e.lineno}: not valid JSON ({e.msg}).") from None
+    except (ValueError, RecursionError) as e:  # JSONDecodeError is a ValueError
+        where = f"{path}, line {e.lineno}" if isinstance(e, json.JSONDecodeError) else str(path)
+        raise UserError(f"{where}: not valid JSON ({_json_error(e)}).") from None
+    if "\\u" in text:
+        _check_strings(obj, str(path))
     if isinstance(obj, dict) and _is_squad(obj):
         return _flatten_squad(path, obj)
     if isinstance(obj, dict):
@@ -218,7 +246,7 @@ def _read_conll(path: Path, text: str) -> Table:
             lines.append(start)
         tokens, tags = [], []
 
-    for n, line in enumerate(text.splitlines(), start=1):
+    for n, line in enumerate(_lines(text), start=1):
         cols = line.split()
         if not cols:
             flush()
@@ -242,7 +270,7 @@ def _read_conll(path: Path, text: str) -> Table:
 
 def _read_txt(path: Path, text: str) -> Table:
     records, lines = [], []
-    for n, line in enumerate(text.splitlines(), start=1):
+    for n, line in enumerate(_lines(text), start=1):
         if line.strip():
             records.append({"text": line})
             lines.append(n)
@@ -253,8 +281,9 @@ def _read_parquet(path: Path) -> Table:
     import pyarrow.parquet as pq
 
     try:
-        t = pq.read_table(path)
+        with pq.ParquetFile(path) as f:  # one file: much faster than the dataset path of pq.read_table
+            t = f.read()
+        records = t.to_pylist()
     except Exception as e:  # pyarrow raises several types for a bad file
         raise UserError(f"{path}: not a readable Parquet file ({e}).") from None
-    records = t.to_pylist()
     return Table(path, records, list(range(1, len(records) + 1)), list(t.column_names))

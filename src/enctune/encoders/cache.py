@@ -71,8 +71,18 @@ def cached_features(encoder: Encoder, texts: list[str], pairs: list[str] | None,
     found = {k: _load(path, len(texts), encoder.hidden_size) for k, path in paths.items()}
     if all(v is not None for v in found.values()):
         return found, True
-    computed = encoder.encode(tokens, layers=layers, poolings=poolings, batch_size=batch_size,
-                              precision=precision, progress=progress)
+    from ..training.distributed import gather_rows
+
+    keys = list(paths)
+
+    def run(idx):  # under a launcher each process encodes its share of the rows
+        part = tokens if len(idx) == len(tokens) else tokens.subset(idx)
+        out = encoder.encode(part, layers=layers, poolings=poolings, batch_size=batch_size, precision=precision,
+                             progress=progress)
+        return np.stack([out[k] for k in keys], 1)  # (n, K, H)
+
+    stacked = gather_rows(len(tokens), run)
+    computed = {k: np.ascontiguousarray(stacked[:, i]) for i, k in enumerate(keys)}
     for k, arr in computed.items():
         try:
             _save(paths[k], arr)

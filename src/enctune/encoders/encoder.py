@@ -17,7 +17,7 @@ from torch import nn
 
 from ..errors import UserError
 from .pooling import POOLINGS
-from .resolve import default_pooling, fingerprint, is_causal, resolve_encoder
+from .resolve import check_weights, default_pooling, fingerprint, is_causal, resolve_encoder
 
 
 @contextlib.contextmanager
@@ -58,6 +58,14 @@ class Tokenized:
         n = np.fromiter((len(x) for x in self.input_ids), dtype=np.int64, count=len(self.input_ids))
         return n + self.second.lengths() if self.second is not None else n
 
+    def subset(self, idx) -> Tokenized:
+        """The examples ``idx``, in that order (truncation count not carried over; a pair's second texts,
+        when encoded apart, follow)."""
+        tt = [self.token_type_ids[i] for i in idx] if self.token_type_ids is not None else None
+        second = getattr(self, "second", None)
+        extra = {"second": second.subset(idx)} if second is not None else {}
+        return Tokenized([self.input_ids[i] for i in idx], tt, 0, **extra)
+
 
 def usable_max_length(config, tokenizer, wanted: int | None, default: int = 256) -> int:
     """``wanted`` (or ``default``) capped at what the model's positions and tokenizer allow."""
@@ -86,16 +94,19 @@ class Encoder(nn.Module):
     # ---- construction -------------------------------------------------------------------
     @classmethod
     def load(cls, name: str = "default", pooling: str | None = None, max_length: int | None = None,
-             layer: int = -1, trust_remote_code: bool = False) -> Encoder:
+             layer: int = -1, trust_remote_code: bool = False, allow_pickle: bool = False) -> Encoder:
+        """``trust_remote_code`` and ``allow_pickle`` stay off unless the user turns them on."""
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
         source = resolve_encoder(name)
+        check_weights(source, allow_pickle)
         try:
             with hf_quiet():
                 config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
                 tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
                 # AutoModel is the base network: the MLM / LM pre-training head is never loaded.
-                model = AutoModel.from_pretrained(source, config=config, trust_remote_code=trust_remote_code)
+                model = AutoModel.from_pretrained(source, config=config, trust_remote_code=trust_remote_code,
+                                                  use_safetensors=None if allow_pickle else True)
         except (OSError, ValueError) as e:
             raise UserError(f"{source}: could not load the encoder ({e}).") from None
         if tokenizer.pad_token is None:

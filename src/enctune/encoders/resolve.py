@@ -109,3 +109,43 @@ def fingerprint(path: str) -> str:
             h.update(f.name.encode())
             h.update(_file_digest(str(f), st.st_size, st.st_mtime).encode())
     return h.hexdigest()[:16]
+
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+
+
+def check_weights(source: str, allow_pickle: bool = False) -> None:
+    """Refuse a local model folder whose weights are missing, truncated or (unless allowed) pickled.
+
+    Pickle files can run code when loaded: a folder carrying any is refused unless the user
+    opts in (``--allow-pickle``). Every safetensors file's header is read, which detects a
+    truncated file; a sharded model's index must name files that exist.
+    """
+    folder = Path(source)
+    if not folder.is_dir():
+        return  # a hub id: from_pretrained is told to take safetensors only
+    pickles = sorted(f.name for f in folder.iterdir() if f.is_file() and f.suffix.lower() in PICKLE_SUFFIXES)
+    if pickles and not allow_pickle:
+        raise UserError(f"{folder}: carries pickle files ({', '.join(pickles)}), which can run code when loaded; "
+                        "enctune reads safetensors and JSON only. Convert the weights to safetensors, remove the "
+                        "pickle files, or pass --allow-pickle (allow_pickle=True) if you trust this folder.")
+    from safetensors import safe_open
+
+    shards = set()
+    for index in folder.glob("*.safetensors.index.json"):
+        try:
+            shards |= set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            raise UserError(f"{index}: unreadable weights index ({e}).") from None
+    for name in sorted(shards):
+        if not (folder / name).is_file():
+            raise UserError(f"{folder / name}: missing (named in the weights index); the model folder is damaged.")
+    weights = sorted(folder.glob("*.safetensors"))
+    if not weights and not pickles:
+        raise UserError(f"{folder / 'model.safetensors'}: missing; the model folder has no weights file.")
+    for f in weights:
+        try:
+            with safe_open(str(f), "pt") as handle:
+                handle.keys()
+        except Exception as e:  # safetensors raises its own error type for a damaged header
+            raise UserError(f"{f}: truncated or damaged weights file ({e}).") from None

@@ -112,6 +112,9 @@ class Predictor:
     def _load_hf(cls, folder: Path, precision: str) -> Predictor:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+        from ..encoders.resolve import check_weights
+
+        check_weights(str(folder))
         try:
             with hf_quiet():
                 model = AutoModelForSequenceClassification.from_pretrained(folder, use_safetensors=True)

@@ -19,6 +19,7 @@ from ..data import Splits
 from ..encoders import Encoder, Tokenized
 from ..tasks import Task
 from ..tasks.base import Prepared
+from ..training.checkpoint import Checkpointer
 from ..training.loop import LoopResult
 
 
@@ -30,6 +31,7 @@ class RunContext:
     splits: Splits
     prepared: dict[str, Prepared]  # "train", "validation", optionally "test": model inputs and targets
     precision: str
+    checkpoints: Checkpointer | None = None  # --checkpoint-every / --resume
 
     @property
     def tokens(self) -> dict[str, Tokenized]:

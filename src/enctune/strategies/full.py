@@ -7,11 +7,14 @@ backward 4 N) for N non-embedding parameters, plus attention.
 
 from __future__ import annotations
 
+import torch
 from torch.utils.data import DataLoader
 
 from ..model import TaskModel, batched_logits
 from ..training.batching import LengthBucketSampler
+from ..training.distributed import gather_rows, rank_world
 from ..training.loop import LoopConfig, fit
+from ..training.memory import Shape, check_fits
 from .base import RunContext, Strategy, StrategyResult, count_params, register
 
 
@@ -19,6 +22,19 @@ def non_embedding_params(encoder) -> int:
     emb = encoder.model.get_input_embeddings()
     n_emb = sum(p.numel() for p in emb.parameters()) if emb is not None else 0
     return sum(p.numel() for p in encoder.parameters()) - n_emb
+
+
+def _activation_checkpointing(model, on: bool) -> None:
+    """Turn activation (gradient) checkpointing on or off, by its name in this transformers version."""
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5
+        if on:
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.activation_checkpointing_disable()
+    elif on:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_disable()
 
 
 @register
@@ -42,6 +58,15 @@ class FullStrategy(Strategy):
             emb = enc.model.get_input_embeddings()
             if emb is not None:
                 emb.weight.requires_grad_(False)
+        trainable, total = count_params(model)
+        mc = enc.model.config
+        shape = Shape(total, trainable, enc.hidden_size, enc.num_layers, int(getattr(mc, "num_attention_heads", 1)))
+        width = int(ctx.tokens["train"].lengths().max())
+        check_fits(shape, -(-batch_size // rank_world()[1]), width, "cuda" if torch.cuda.is_available() else "cpu",
+                   cfg.gradient_checkpointing, cfg.max_tokens_per_batch)
+        if cfg.gradient_checkpointing:
+            # recompute each layer's activations in the backward pass: less memory, about a third more compute
+            _activation_checkpointing(enc.model, True)
         tokens, targets = ctx.tokens["train"], ctx.targets["train"]
         sampler = LengthBucketSampler(tokens.lengths(), batch_size, cfg.seed)
         loader = DataLoader(range(len(tokens)), batch_sampler=sampler,
@@ -49,15 +74,20 @@ class FullStrategy(Strategy):
                                                     "labels": task.collate_targets(targets, idx)})
         val_tokens = ctx.tokens["validation"]
 
-        def evaluate(m):
-            score = ctx.score(batched_logits(m, m.encoder, val_tokens, 256, ctx.precision, max_tokens=8192))
+        def evaluate(m):  # each process scores its share of the rows; every process gets all outputs
+            outputs = gather_rows(len(val_tokens), lambda idx: batched_logits(
+                m, m.encoder, val_tokens.subset(idx), 256, ctx.precision, max_tokens=8192))
+            score = ctx.score(outputs)
             return score, {task.primary_metric: score}
 
         loop_cfg = LoopConfig(epochs=epochs, lr=lr, weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio,
                               grad_accum=cfg.grad_accum, max_grad_norm=cfg.max_grad_norm, patience=cfg.patience,
                               eval_every=cfg.eval_every, evals_per_epoch=2,
-                              precision=ctx.precision, seed=cfg.seed, description="full fine-tuning")
-        result = fit(model, loader, task.loss, evaluate, loop_cfg, sampler=sampler)
+                              precision=ctx.precision, seed=cfg.seed, max_tokens_per_batch=cfg.max_tokens_per_batch,
+                              description="full fine-tuning")
+        result = fit(model, loader, task.loss, evaluate, loop_cfg, checkpoints=ctx.checkpoints)
+        if cfg.gradient_checkpointing:
+            _activation_checkpointing(enc.model, False)
         trainable, total = count_params(model)
         n = non_embedding_params(enc)
         costs = {"trainable_params": trainable, "total_params": total,

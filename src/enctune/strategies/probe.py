@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.utils.data import BatchSampler, DataLoader, RandomSampler
+from torch.utils.data import DataLoader
 
 from .. import progress
 from ..encoders.cache import cached_features
 from ..errors import UserError
 from ..model import HeadModel, head_logits
+from ..training.batching import ShuffledBatches
 from ..training.loop import LoopConfig, fit
 from .base import RunContext, Strategy, StrategyResult, count_params, register
 from .full import non_embedding_params
@@ -61,9 +62,8 @@ class ProbeStrategy(Strategy):
         model = HeadModel(head)
         x = torch.from_numpy(features["train"])
         y = ctx.targets["train"]
-        gen = torch.Generator().manual_seed(cfg.seed)
         # whole batches are sliced out of the feature matrix at once (no per-row collation)
-        sampler = BatchSampler(RandomSampler(range(len(x)), generator=gen), batch_size, drop_last=False)
+        sampler = ShuffledBatches(len(x), batch_size, cfg.seed)
         loader = DataLoader(range(len(x)), batch_sampler=sampler,
                             collate_fn=lambda idx: {"features": x[torch.as_tensor(idx)],
                                                     "labels": task.collate_targets(y, idx)})
@@ -77,7 +77,7 @@ class ProbeStrategy(Strategy):
                               grad_accum=cfg.grad_accum, max_grad_norm=cfg.max_grad_norm,
                               patience=max(cfg.patience, 10), precision="fp32", seed=cfg.seed,
                               description="train head")
-        result = fit(model, loader, task.loss, evaluate, loop_cfg)
+        result = fit(model, loader, task.loss, evaluate, loop_cfg, checkpoints=ctx.checkpoints)
         trainable, _ = count_params(head)
         total = trainable + sum(p.numel() for p in enc.parameters())
         costs = {"trainable_params": trainable, "total_params": total, "cache_hits": hits,

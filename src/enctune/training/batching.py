@@ -61,3 +61,45 @@ def token_budget_batches(lengths: np.ndarray, max_tokens: int, max_batch: int) -
         batches.append(order[start:start + size])
         start += size
     return batches
+
+
+class ShuffledBatches(Sampler[list[int]]):
+    """Batches of a fresh permutation each epoch, fixed by (seed, epoch): resuming mid-epoch is exact."""
+
+    def __init__(self, n: int, batch_size: int, seed: int):
+        self.n, self.batch_size, self.seed, self.epoch = n, batch_size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(self.n)
+        return iter([order[i:i + self.batch_size].tolist() for i in range(0, self.n, self.batch_size)])
+
+    def __len__(self) -> int:
+        return (self.n + self.batch_size - 1) // self.batch_size
+
+
+def split_by_tokens(batch: dict, max_tokens: int | None) -> list[dict]:
+    """A collated batch cut into row slices of at most ``max_tokens`` padded tokens each.
+
+    Each slice is trimmed to its own longest row (the columns where any of its rows has a real
+    token; works for left and right padding). Batches without an attention mask, or within the
+    budget, come back whole. A single row longer than the budget stays one slice.
+    """
+    mask = batch.get("attention_mask")
+    if not max_tokens or mask is None or mask.numel() <= max_tokens:
+        return [batch]
+    lengths = mask.sum(1)
+    out, start, n = [], 0, mask.shape[0]
+    while start < n:
+        stop = start + 1
+        width = int(lengths[start])
+        while stop < n and max(width, int(lengths[stop])) * (stop + 1 - start) <= max_tokens:
+            width = max(width, int(lengths[stop]))
+            stop += 1
+        keep = mask[start:stop].any(0)
+        out.append({k: (v[start:stop][:, keep] if v.ndim == 2 and v.shape == mask.shape else v[start:stop])
+                    for k, v in batch.items()})
+        start = stop
+    return out

@@ -1,14 +1,20 @@
 """The one training loop. It trains whatever module it is handed; it knows no task or strategy.
 
-Features: Accelerate for device placement, mixed precision and (later) many processes;
-AdamW with linear warm-up then linear decay; gradient accumulation and clipping;
-evaluation every ``eval_every`` optimizer steps and at each epoch end; early stopping on
-the validation score with the best weights restored; a progress bar with loss and
-examples/s; costs (wall time, examples, tokens, peak memory) counted as it goes.
+Features: Accelerate for device placement, mixed precision and many processes (DDP via
+``torchrun`` or ``accelerate launch``: each process takes its share of every global batch,
+see ``distributed``); AdamW with linear warm-up then linear decay; gradient accumulation and
+clipping; a padded-token cap per forward pass (``max_tokens_per_batch``: larger batches run
+as several passes with accumulated gradients, the same step); evaluation every
+``eval_every`` optimizer steps and at each epoch end; early stopping on the validation
+score with the best weights restored; checkpoints every ``checkpoint_every`` steps and at
+each epoch end, and resuming from the latest (see ``checkpoint``); a progress bar with loss
+and examples/s; costs (wall time, examples, tokens) counted as it goes.
 
-Inputs: ``model(**inputs) -> logits`` where a batch is ``{"labels": ..., **inputs}``;
-``loss_fn(logits, labels) -> scalar``; ``evaluate(model) -> (score, metrics)`` with a
-higher score better.
+Inputs: ``loader`` is a DataLoader over row indices with a ``batch_sampler`` that yields
+*global* batches and has ``set_epoch(epoch)`` (the same order for the same seed and epoch:
+what makes resuming exact); ``model(**inputs) -> logits`` where a collated batch is
+``{"labels": ..., **inputs}``; ``loss_fn(logits, labels) -> scalar`` (a mean);
+``evaluate(model) -> (score, metrics)`` with a higher score better, called on every process.
 """
 
 from __future__ import annotations
@@ -16,12 +22,17 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
 
 from .. import progress
+from ..errors import UserError
+from . import distributed
+from .batching import split_by_tokens
+from .checkpoint import Checkpointer
 from .precision import autocast
 
 
@@ -38,6 +49,7 @@ class LoopConfig:
     evals_per_epoch: int = 1  # evenly spaced, the last at the epoch's end
     precision: str = "fp32"
     seed: int = 42
+    max_tokens_per_batch: int | None = None  # padded tokens per forward pass (memory cap)
     description: str = "train"
 
 
@@ -53,103 +65,142 @@ class LoopResult:
     seconds: float = 0.0
     eval_seconds: float = 0.0  # part of ``seconds`` spent evaluating
     stopped_early: bool = False
+    resumed_at_step: int | None = None
 
 
 def fit(model: nn.Module, loader, loss_fn: Callable, evaluate: Callable, cfg: LoopConfig,
-        sampler=None) -> LoopResult:
+        checkpoints: Checkpointer | None = None) -> LoopResult:
     from accelerate import Accelerator
-    from accelerate.utils import set_seed
+    from accelerate.utils import DistributedDataParallelKwargs, set_seed
     from transformers import get_linear_schedule_with_warmup
 
     set_seed(cfg.seed)
-    accelerator = Accelerator(gradient_accumulation_steps=cfg.grad_accum, cpu=not torch.cuda.is_available(),
-                              mixed_precision="no")
+    # Parameters that get no gradient (a BERT pooler enctune does not use, layers above --layer) must not
+    # stall DDP's gradient reduction.
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision="no",
+                              kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+    rank, world = accelerator.process_index, accelerator.num_processes
+    if checkpoints is not None and accelerator.distributed_type.value in ("FSDP", "DEEPSPEED"):
+        raise UserError("--checkpoint-every/--resume: checkpoints are written for one process or DDP; under "
+                        f"{accelerator.distributed_type.value} each process holds only a shard of the model.")
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.ndim >= 2]
     no_decay = [p for p in params if p.ndim < 2]  # biases and norms are not decayed
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     # The fused kernel updates every parameter in one pass: ~6x less optimizer time on CPU than the loop.
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr, fused=_fused_ok(params))
-    steps_per_epoch = math.ceil(len(loader) / cfg.grad_accum)
+    sampler, collate = loader.batch_sampler, loader.collate_fn
+    batches_per_epoch = len(sampler)
+    steps_per_epoch = math.ceil(batches_per_epoch / cfg.grad_accum)
     total = steps_per_epoch * cfg.epochs
+    # Stepped by hand once per optimizer step: the schedule is that of one process with this global batch.
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total), total)
-    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    unwrapped = accelerator.unwrap_model(model)
     device_type = accelerator.device.type
 
     result = LoopResult()
+    pos = {"epoch": 0, "batch": 0, "evals_since_best": 0, "stop": False}  # where the data order stands
     best_state = None
-    evals_since_best = 0
-    t0 = time.perf_counter()
+    if checkpoints is not None and checkpoints.resume:
+        saved, best_state = checkpoints.load(unwrapped, optimizer, scheduler)
+        pos = saved["pos"]
+        # tokens were summed over processes when saved: count them once
+        result = LoopResult(**{**saved["result"], "resumed_at_step": saved["result"]["steps"],
+                               "tokens": saved["result"]["tokens"] if rank == 0 else 0})
+    t0 = time.perf_counter() - result.seconds
 
     def run_eval(epoch_float: float) -> bool:
-        nonlocal best_state, evals_since_best
+        nonlocal best_state
         if result.history and result.history[-1]["step"] == result.steps:
-            return evals_since_best >= cfg.patience  # nothing changed since the last evaluation
+            return pos["evals_since_best"] >= cfg.patience  # nothing changed since the last evaluation
         t_eval = time.perf_counter()
         model.eval()
         with torch.inference_mode(), autocast(device_type, cfg.precision):
-            score, metrics = evaluate(accelerator.unwrap_model(model))
+            score, metrics = evaluate(unwrapped)
         model.train()
         result.eval_seconds += time.perf_counter() - t_eval
-        result.history.append({"step": result.steps, "epoch": round(epoch_float, 3), "score": score, **metrics})
+        result.history.append({"step": result.steps, "epoch": round(epoch_float, 3), "lr": scheduler.get_last_lr()[0],
+                               "score": score, **metrics})
         if score > result.best_score:
             result.best_score, result.best_step = score, result.steps
             # only trainable weights can have changed: copy those
-            best_state = {k: v.detach().clone() for k, v in accelerator.unwrap_model(model).named_parameters()
-                          if v.requires_grad}
-            evals_since_best = 0
+            best_state = {k: v.detach().clone() for k, v in unwrapped.named_parameters() if v.requires_grad}
+            pos["evals_since_best"] = 0
         else:
-            evals_since_best += 1
-        return evals_since_best >= cfg.patience
+            pos["evals_since_best"] += 1
+        return pos["evals_since_best"] >= cfg.patience
+
+    def save_checkpoint() -> None:
+        result.seconds = time.perf_counter() - t0
+        record = asdict(result) | {"resumed_at_step": None, "tokens": distributed.sum_int(result.tokens)}
+        checkpoints.save(unwrapped, optimizer, scheduler, {"pos": dict(pos), "steps": result.steps,
+                                                          "result": record}, best_state)
+
+    def train_step(group: list) -> float:
+        """One optimizer step over ``group`` (grad_accum global batches); returns the mean loss."""
+        pieces = []
+        for idx in group:
+            batch = collate(distributed.shard(idx, rank, world))
+            pieces += split_by_tokens(batch, cfg.max_tokens_per_batch)
+        n_rows = sum(len(p["labels"]) for p in pieces)
+        total_loss = 0.0
+        for j, piece in enumerate(pieces):
+            piece = {k: v.to(accelerator.device) for k, v in piece.items()}
+            labels = piece.pop("labels")
+            # gradients are averaged across processes only on the last pass of the step
+            with accelerator.no_sync(model) if j < len(pieces) - 1 else nullcontext():
+                with autocast(device_type, cfg.precision):
+                    logits = model(**piece)
+                loss = loss_fn(logits.float(), labels) * (len(labels) / n_rows)
+                accelerator.backward(loss)
+            total_loss += loss.item()
+            if "attention_mask" in piece:
+                result.tokens += int(piece["attention_mask"].sum())
+        result.examples += sum(len(idx) for idx in group)
+        if cfg.max_grad_norm:
+            accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        result.steps += 1
+        return total_loss
 
     model.train()
-    running, seen_in_window, window_t = 0.0, 0, time.perf_counter()
-    stop = False
+    running, seen_in_window, window_t = None, 0, time.perf_counter()
     with progress.bar(cfg.description, total=total, status=True) as pbar:
-        for epoch in range(cfg.epochs):
-            if sampler is not None:
-                sampler.set_epoch(epoch)
-            for i, batch in enumerate(loader):
-                labels = batch.pop("labels")
-                with accelerator.accumulate(model):
-                    with autocast(device_type, cfg.precision):
-                        logits = model(**batch)
-                    loss = loss_fn(logits.float(), labels)
-                    accelerator.backward(loss)
-                    if accelerator.sync_gradients and cfg.max_grad_norm:
-                        accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
-                    optimizer.step()
-                    scheduler.step()
-                    optimizer.zero_grad(set_to_none=True)
-                n = len(labels)
-                result.examples += n
-                seen_in_window += n
-                if "attention_mask" in batch:
-                    result.tokens += int(batch["attention_mask"].sum())
-                running = 0.9 * running + 0.1 * loss.item() if result.steps else loss.item()
-                if not accelerator.sync_gradients:
-                    continue
-                result.steps += 1
+        pbar.advance(result.steps)
+        while pos["epoch"] < cfg.epochs and not pos["stop"]:
+            epoch = pos["epoch"]
+            sampler.set_epoch(epoch)
+            order = list(sampler)
+            for start in range(pos["batch"], len(order), cfg.grad_accum):
+                group = order[start:start + cfg.grad_accum]
+                loss = train_step(group)
+                pos["batch"] = start + len(group)
+                seen_in_window += sum(len(idx) for idx in group)
+                running = loss if running is None else 0.9 * running + 0.1 * loss
                 rate = seen_in_window / max(time.perf_counter() - window_t, 1e-9)
                 pbar.advance(1, status=f"loss {running:.4f}  {rate:.0f} ex/s")
-                if (i + 1) < len(loader) and _eval_due(cfg, result.steps, i + 1, len(loader)):
-                    if run_eval(epoch + (i + 1) / len(loader)):
-                        stop = True
-                        break
-            if stop:
-                result.stopped_early = True
-                break
-            if run_eval(epoch + 1.0):
-                result.stopped_early = epoch + 1 < cfg.epochs
-                break
+                if pos["batch"] < len(order) and _eval_due(cfg, result.steps, pos["batch"], len(order)):
+                    pos["stop"] = run_eval(epoch + pos["batch"] / len(order))
+                if checkpoints is not None and (pos["stop"] or checkpoints.due(result.steps)):
+                    save_checkpoint()
+                if pos["stop"]:
+                    break
+            if not pos["stop"]:
+                pos["stop"] = run_eval(epoch + 1.0)
+                pos["epoch"], pos["batch"] = epoch + 1, 0
+                if checkpoints is not None:
+                    save_checkpoint()
+    result.stopped_early = pos["stop"] and pos["epoch"] < cfg.epochs
     result.epochs_run = round(result.steps / max(steps_per_epoch, 1), 3)
     result.seconds = time.perf_counter() - t0
-    unwrapped = accelerator.unwrap_model(model)
+    result.tokens = distributed.sum_int(result.tokens)
     if best_state is not None:
         unwrapped.load_state_dict(best_state, strict=False)
     unwrapped.eval()
     return result
-
 
 
 def _eval_due(cfg: LoopConfig, step: int, batch: int, batches: int) -> bool:
