@@ -83,8 +83,13 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
 
     splits = load_splits(cfg.data, cfg.validation, cfg.test, cfg.text_column, cfg.text_pair_column,
                          cfg.label_column, cfg.validation_fraction, cfg.seed)
-    encoder = Encoder.load(cfg.model, pooling=cfg.pooling, max_length=cfg.max_length, layer=cfg.layer,
-                           trust_remote_code=cfg.trust_remote_code)
+    added = None
+    if cfg.add:
+        from .analysis.suggest import add_labelled
+
+        splits, added = add_labelled(splits, cfg.add)
+    encoder = Encoder.load(cfg.model, pooling=cfg.pooling, max_length=cfg.max_length,
+                           layer=-1 if cfg.layer == "best" else cfg.layer, trust_remote_code=cfg.trust_remote_code)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     precision = resolve_precision(cfg.precision, device)
     if precision == "bf16" and device == "cpu" and cfg.precision == "bf16":
@@ -114,6 +119,12 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
     progress.info(f"task {task.name}: {len(splits.labels)} labels; train {len(splits.train)}, validation "
                   f"{len(splits.validation)}{' (carved from train)' if splits.validation_carved else ''}"
                   f"{f', test {len(splits.test)}' if splits.test is not None else ''}")
+    layer_choice = None
+    if cfg.layer == "best":
+        from .analysis.layers import choose_layer
+
+        encoder.layer, layer_choice = choose_layer(encoder, splits, tokens, targets, precision)
+        progress.info(f"layer {encoder.layer}: the best validation score of a linear probe on each layer")
     progress.info(f"encoder {cfg.model} ({encoder.pooling} pooling, max length {encoder.max_length}, "
                   f"{precision}); strategy {strategy_name}: {reason}")
 
@@ -121,7 +132,7 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
     result = STRATEGIES[strategy_name]().run(ctx)
 
     predictor = Predictor(TaskModel(encoder, result.head), encoder, task, {}, precision="fp32")
-    scores = {}
+    scores, split_logits = {}, {}
     for split in ("validation", "test"):
         ex = named[split]
         if ex is None:
@@ -131,6 +142,19 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
         else:
             logits = predictor.logits(ex.texts, ex.pairs)
         scores[split] = task.metrics(logits, targets[split].numpy())
+        split_logits[split] = logits
+    calibration = None
+    if task.name == "classify" and cfg.calibrate:
+        from .calibrate import calibration_report, fit_temperature
+
+        temperature = fit_temperature(split_logits["validation"], targets["validation"].numpy())
+        calibration = calibration_report(temperature, split_logits,
+                                         {k: targets[k].numpy() for k in split_logits})
+    cv = None
+    if cfg.cv:
+        from .cv import cross_validate
+
+        cv = cross_validate(cfg, splits, strategy_name, encoder.layer, precision)
 
     wall = time.perf_counter() - t_start
     loop = result.loop
@@ -141,12 +165,15 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
         "columns": {"text": splits.columns.text, "pair": splits.columns.pair, "label": splits.columns.label},
         "enctune_version": __version__,
     }
+    if calibration is not None:
+        meta["temperature"] = calibration["temperature"]
     predictor.meta = meta
     metrics = {
         "task": task.name, "strategy": strategy_name, "strategy_reason": reason,
         "primary_metric": task.primary_metric,
         "validation": scores.get("validation"), "test": scores.get("test"),
         "history": loop.history,
+        "loss_curve": loop.losses,
         "costs": {
             "wall_seconds": round(wall, 2), "train_seconds": round(loop.seconds, 2),
             "eval_seconds": round(loop.eval_seconds, 2),
@@ -163,7 +190,16 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
         },
         "environment": {"enctune": __version__, "torch": torch.__version__, "python": platform.python_version()},
     }
-    _write_run(out, encoder, result.head, meta, metrics, cfg)
+    for key, value in (("calibration", calibration), ("cv", cv), ("layer_choice", layer_choice),
+                       ("added", added)):
+        if value is not None:
+            metrics[key] = value
+    from .analysis.report import confident_mistakes, render_run_report
+
+    mistakes = confident_mistakes(named, split_logits, targets, task, meta.get("temperature"))
+    extra = {"mistakes.jsonl": "".join(json.dumps(m) + "\n" for m in mistakes),
+             "report.html": render_run_report(out.name, metrics, cfg.model_dump(), mistakes)}
+    _write_run(out, encoder, result.head, meta, metrics, cfg, extra)
     progress.info(f"wrote {out}")
     return Run(out, metrics, predictor)
 
@@ -181,13 +217,16 @@ def _model_card(meta: dict, metrics: dict) -> str:
     return "\n".join(lines)
 
 
-def _write_run(out: Path, encoder, head, meta: dict, metrics: dict, cfg: TrainConfig) -> None:
+def _write_run(out: Path, encoder, head, meta: dict, metrics: dict, cfg: TrainConfig,
+               extra: dict[str, str] | None = None) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     try:
         write_model_folder(tmp / "model", encoder, head, meta, _model_card(meta, metrics))
         atomic_write_text(tmp / "metrics.json", json.dumps(metrics, indent=2) + "\n")
         atomic_write_text(tmp / "config.json", json.dumps(cfg.model_dump(), indent=2) + "\n")
+        for name, text in (extra or {}).items():
+            atomic_write_text(tmp / name, text)
         _replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -223,12 +262,15 @@ def _present(table, name: str | None) -> str | None:
 
 
 def predict_file(path: str | os.PathLike, input_file: str | os.PathLike, text_column: str | None = None,
-                 pair_column: str | None = None, batch_size: int = 256, precision: str = "fp32") -> list[dict]:
+                 pair_column: str | None = None, batch_size: int = 256, precision: str = "fp32",
+                 abstain_below: float | None = None) -> list[dict]:
+    from .calibrate import abstain
+
     predictor = load(path, precision=precision)
     ex = load_texts(input_file, text_column, pair_column)
     with progress.bar("predict", total=len(ex)) as pbar:
         logits = predictor.logits(ex.texts, ex.pairs, batch_size, progress=pbar)
-    return predictor.task.decode(logits)
+    return abstain(predictor.task.decode(logits), abstain_below)
 
 
 def embed(model: str, texts: list[str] | Examples, layer: int | None = None, pooling: str | None = None,

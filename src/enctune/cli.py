@@ -59,7 +59,8 @@ def train(
     seed: int | None = Opt(None, "--seed"),
     precision: str | None = Opt(None, "--precision", help="auto, fp32 or bf16."),
     pooling: str | None = Opt(None, "--pooling", help="cls, mean, max or last [default: the encoder's]."),
-    layer: int | None = Opt(None, "--layer", help="Encoder layer to pool (0 = embeddings, -1 = last)."),
+    layer: str | None = Opt(None, "--layer", help="Encoder layer to pool (0 = embeddings, -1 = last; "
+                            "'best' with --strategy probe: the layer a linear probe scores best on)."),
     class_weights: str | None = Opt(None, "--class-weights", help="none or balanced."),
     dropout: float | None = Opt(None, "--dropout"),
     weight_decay: float | None = Opt(None, "--weight-decay"),
@@ -71,6 +72,11 @@ def train(
     freeze_embeddings: bool | None = Opt(None, "--freeze-embeddings/--train-embeddings",
                                          help="full: keep the word-embedding matrix fixed [default: freeze]."),
     trust_remote_code: bool | None = Opt(None, "--trust-remote-code", help="Allow model code from the folder."),
+    calibrate: bool | None = Opt(None, "--calibrate/--no-calibrate",
+                                 help="classify: fit a temperature on validation for calibrated probabilities "
+                                      "[default: calibrate]."),
+    cv: int | None = Opt(None, "--cv", help="Stratified k-fold cross-validation on train before the final run."),
+    add: str | None = Opt(None, "--add", help="Labelled file appended to train (e.g. 'enctune suggest' rows)."),
     config: str | None = Opt(None, "--config", help="YAML or JSON file with the same option names."),
     quiet: bool = Opt(False, "--quiet", "-q"),
     as_json: bool = Opt(False, "--json", help="Print the run's metrics as JSON."),
@@ -135,12 +141,17 @@ def predict(
     text_pair_column: str | None = Opt(None, "--text-pair-column"),
     batch_size: int = Opt(256, "--batch-size", min=1, help="Most texts per batch (batches also hold a token budget)."),
     precision: str = Opt("fp32", "--precision", help="fp32, bf16, int8 or fastest."),
+    abstain_below: float | None = Opt(None, "--abstain-below",
+                                      help="Label 'unsure' when the top (calibrated) probability is below this."),
     quiet: bool = Opt(False, "--quiet", "-q"),
     as_json: bool = Opt(False, "--json", help="Print a JSON array of {label, probabilities}."),
 ):
-    """Predict labels and probabilities for texts given inline or in a file."""
+    """Predict labels and (calibrated) probabilities for texts given inline or in a file."""
     _setup(quiet or as_json)
     from . import api
+
+    if abstain_below is not None and not 0 < abstain_below <= 1:
+        raise UserError(f"--abstain-below {abstain_below}: expected a probability in (0, 1].")
 
     if texts and input_file:
         raise UserError("give texts on the command line or --input FILE, not both.")
@@ -149,10 +160,11 @@ def predict(
     if output and Path(output).suffix.lower() not in (".jsonl", ".ndjson"):
         raise UserError(f"--output {output}: expected a .jsonl file.")
     if input_file:
-        preds = api.predict_file(run, input_file, text_column, text_pair_column, batch_size, precision)
+        preds = api.predict_file(run, input_file, text_column, text_pair_column, batch_size, precision,
+                                 abstain_below)
         shown = None
     else:
-        preds = api.load(run, precision=precision).predict(texts, batch_size=batch_size)
+        preds = api.load(run, precision=precision).predict(texts, batch_size=batch_size, abstain_below=abstain_below)
         shown = texts
     if output:
         def write(tmp):
@@ -218,6 +230,15 @@ def embed(
     atomic_write(output, write)
     if not quiet:
         print(f"wrote {vectors.shape[0]} x {vectors.shape[1]} vectors to {output}", file=sys.stderr)
+
+
+def _register_analysis() -> None:
+    from .cli_analysis import register
+
+    register(app, _setup)
+
+
+_register_analysis()  # probe, report, suggest, check (cli_analysis.py)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -148,12 +148,26 @@ class Predictor:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         tokens = self.encoder.tokenize(texts, pairs)
         autocast_precision = "bf16" if self.precision == "bf16" else "fp32"
-        return batched_logits(self.model, self.encoder, tokens, batch_size, autocast_precision, progress,
-                              max_tokens=TOKENS_PER_BATCH)
+        logits = batched_logits(self.model, self.encoder, tokens, batch_size, autocast_precision, progress,
+                                max_tokens=TOKENS_PER_BATCH)
+        return self.calibrated(logits)
 
-    def predict(self, texts, pairs=None, batch_size: int = 256) -> list[dict]:
-        """One dict per text: ``{"label": ..., "probabilities": {label: p}}``."""
-        return self.task.decode(self.logits(texts, pairs, batch_size))
+    def calibrated(self, logits: np.ndarray) -> np.ndarray:
+        """Classifier logits divided by the run's fitted temperature (see ``enctune.calibrate``), so
+        that softmax gives calibrated probabilities; the arg-max is unchanged."""
+        t = self.meta.get("temperature")
+        if t and self.task.name == "classify":
+            return (logits / np.float32(t)).astype(np.float32)
+        return logits
+
+    def predict(self, texts, pairs=None, batch_size: int = 256, abstain_below: float | None = None) -> list[dict]:
+        """One dict per text: ``{"label": ..., "probabilities": {label: p}}``.
+
+        ``abstain_below``: a top probability under it gives the label ``"unsure"`` (see ``enctune.calibrate``).
+        """
+        from ..calibrate import abstain
+
+        return abstain(self.task.decode(self.logits(texts, pairs, batch_size)), abstain_below)
 
     def predict_proba(self, texts, pairs=None, batch_size: int = 256) -> np.ndarray:
         from ..tasks.classify import softmax

@@ -44,6 +44,7 @@ class LoopConfig:
 @dataclass
 class LoopResult:
     history: list[dict] = field(default_factory=list)
+    losses: list[list[float]] = field(default_factory=list)  # [step, epoch, smoothed train loss], ~200 points
     best_score: float = -math.inf
     best_step: int = 0
     steps: int = 0
@@ -91,7 +92,8 @@ def fit(model: nn.Module, loader, loss_fn: Callable, evaluate: Callable, cfg: Lo
             score, metrics = evaluate(accelerator.unwrap_model(model))
         model.train()
         result.eval_seconds += time.perf_counter() - t_eval
-        result.history.append({"step": result.steps, "epoch": round(epoch_float, 3), "score": score, **metrics})
+        result.history.append({"step": result.steps, "epoch": round(epoch_float, 3), "score": score, **metrics,
+                               "train_loss": round(running, 6)})
         if score > result.best_score:
             result.best_score, result.best_step = score, result.steps
             # only trainable weights can have changed: copy those
@@ -132,6 +134,8 @@ def fit(model: nn.Module, loader, loss_fn: Callable, evaluate: Callable, cfg: Lo
                 result.steps += 1
                 rate = seen_in_window / max(time.perf_counter() - window_t, 1e-9)
                 pbar.advance(1, status=f"loss {running:.4f}  {rate:.0f} ex/s")
+                if result.steps % max(1, total // 200) == 0 or result.steps == 1:
+                    result.losses.append([result.steps, round(epoch + (i + 1) / len(loader), 4), round(running, 6)])
                 if (i + 1) < len(loader) and _eval_due(cfg, result.steps, i + 1, len(loader)):
                     if run_eval(epoch + (i + 1) / len(loader)):
                         stop = True
