@@ -69,11 +69,11 @@ def reliability(probs: np.ndarray, targets: np.ndarray, n_bins: int = N_BINS) ->
         mask = which == b
         count = int(mask.sum())
         if count:
-            c, a = float(conf[mask].mean()), float(correct[mask].mean())
+            c, a = round(float(conf[mask].mean()), 6), round(float(correct[mask].mean()), 6)
             ece += count / n * abs(a - c)
         else:
             c = a = None
-        bins.append({"lower": float(edges[b]), "upper": float(edges[b + 1]), "count": count,
+        bins.append({"lower": round(float(edges[b]), 4), "upper": round(float(edges[b + 1]), 4), "count": count,
                      "confidence": c, "accuracy": a})
     return {"ece": float(ece), "bins": bins}
 

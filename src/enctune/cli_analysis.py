@@ -122,6 +122,9 @@ def register(app: typer.Typer, setup) -> None:
         text_pair_column: str | None = Opt(None, "--text-pair-column"),
         label_column: str | None = Opt(None, "--label-column"),
         max_length: int = Opt(256, "--max-length", min=8),
+        layer: int = Opt(-1, "--layer", min=-1, help="Layer whose features the label-error probe uses "
+                                                     "(0 = embeddings, -1 = last)."),
+        pooling: str | None = Opt(None, "--pooling", help="cls, mean, max or last [default: the encoder's]."),
         label_errors: bool = Opt(True, "--label-errors/--no-label-errors",
                                  help="Look for likely label errors with a cross-validated probe (runs the encoder)."),
         min_confidence: float = Opt(0.6, "--min-confidence", min=0.0, max=1.0,
@@ -135,5 +138,5 @@ def register(app: typer.Typer, setup) -> None:
         from .analysis.check import check_data, format_report
 
         r = check_data(data, validation, test, model, text_column, text_pair_column, label_column, max_length,
-                       label_errors, seed=seed, min_confidence=min_confidence)
+                       label_errors, seed=seed, min_confidence=min_confidence, layer=layer, pooling=pooling)
         print(json.dumps(r) if as_json else format_report(r))

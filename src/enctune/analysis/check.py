@@ -143,7 +143,7 @@ def likely_label_errors(features: np.ndarray, labels: list[str], folds: int = 5,
 def check_data(data: str, validation: str | None = None, test: str | None = None, model: str = "default",
                text_column: str | None = None, pair_column: str | None = None, label_column: str | None = None,
                max_length: int = 256, label_errors: bool = True, folds: int = 5, seed: int = 42,
-               min_confidence: float = MIN_CONFIDENCE) -> dict:
+               min_confidence: float = MIN_CONFIDENCE, layer: int = -1, pooling: str | None = None) -> dict:
     """The data doctor's report as a dict (see the module docstring); ``findings`` sums it up in words."""
     from ..encoders import Encoder
     from ..encoders.cache import cached_features
@@ -181,8 +181,9 @@ def check_data(data: str, validation: str | None = None, test: str | None = None
             a, b = leak["splits"]
             findings.append(f"leakage: {leak['shared_texts']} text(s) of {b} also in {a}")
 
-    encoder = Encoder.load(model, max_length=max_length)
-    report["encoder"] = {"model": model, "max_length": encoder.max_length, "pooling": encoder.pooling}
+    encoder = Encoder.load(model, pooling=pooling, max_length=max_length, layer=layer)
+    report["encoder"] = {"model": model, "max_length": encoder.max_length, "pooling": encoder.pooling,
+                         "layer": encoder.layer}
     report["lengths"] = {s: _lengths(encoder, ex) for s, ex in splits.items()}
     for s, ln in report["lengths"].items():
         if ln["truncated"]:

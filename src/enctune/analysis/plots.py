@@ -115,12 +115,12 @@ def reliability(curves: list[tuple[str, list[dict], float]], title: str) -> byte
 
 
 def layer_scores(rows: list[dict], metric: str, title: str) -> bytes:
-    """Validation score by layer, one line per pooling. ``rows``: {layer, pooling, score}."""
+    """Validation score by layer, one line per pooling. ``rows``: {layer, pooling, <metric>}."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 3.6))
     poolings = list(dict.fromkeys(r["pooling"] for r in rows))
     for k, p in enumerate(poolings):
-        pts = sorted((r["layer"], r["score"]) for r in rows if r["pooling"] == p)
+        pts = sorted((r["layer"], r[metric]) for r in rows if r["pooling"] == p)
         ax.plot([x for x, _ in pts], [y for _, y in pts], "o-", color=COLORS[k % len(COLORS)], label=p)
     layers = sorted({r["layer"] for r in rows})
     ax.set_xticks(layers, ["emb" if ly == 0 else str(ly) for ly in layers])

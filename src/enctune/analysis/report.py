@@ -87,7 +87,7 @@ def _fmt(v) -> str:
     if isinstance(v, bool) or v is None:
         return _e(v if v is not None else "-")
     if isinstance(v, float):
-        return f"{v:,.4f}" if abs(v) < 1000 else f"{v:,.0f}"
+        return f"{v:.4f}" if abs(v) < 10 else (f"{v:,.1f}" if abs(v) < 1000 else f"{v:,.0f}")
     if isinstance(v, int):
         return f"{v:,}"
     if isinstance(v, (dict, list)):
