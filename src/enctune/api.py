@@ -88,6 +88,10 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
         from .analysis.suggest import add_labelled
 
         splits, added = add_labelled(splits, cfg.add)
+    if cfg.cv:
+        from .cv import check_folds
+
+        check_folds(cfg.cv, splits.train.labels)
     encoder = Encoder.load(cfg.model, pooling=cfg.pooling, max_length=cfg.max_length,
                            layer=-1 if cfg.layer == "best" else cfg.layer, trust_remote_code=cfg.trust_remote_code)
     device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -21,6 +21,14 @@ from .errors import UserError
 FOLD_METRICS = ("accuracy", "macro_f1")
 
 
+def check_folds(k: int, labels: list[str]) -> None:
+    """UserError unless every label has at least ``k`` training examples (called before any training)."""
+    smallest_label, smallest = min(Counter(labels).items(), key=lambda kv: kv[1])
+    if smallest < k:
+        raise UserError(f"--cv {k}: label '{smallest_label}' has only {smallest} training example(s); stratified "
+                        f"{k}-fold needs at least {k} per label. Use a smaller --cv.")
+
+
 def cross_validate(cfg, splits, strategy_name: str, layer: int, precision: str) -> dict:
     from sklearn.model_selection import StratifiedKFold
 
@@ -33,10 +41,7 @@ def cross_validate(cfg, splits, strategy_name: str, layer: int, precision: str) 
 
     k = cfg.cv
     train = splits.train
-    smallest_label, smallest = min(Counter(train.labels).items(), key=lambda kv: kv[1])
-    if smallest < k:
-        raise UserError(f"--cv {k}: label '{smallest_label}' has only {smallest} training example(s); stratified "
-                        f"{k}-fold needs at least {k} per label. Use a smaller --cv.")
+    check_folds(k, train.labels)
     folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=cfg.seed)
     values: dict[str, list[float]] = {}
     quiet = progress.is_quiet()
