@@ -217,6 +217,11 @@ def _model_card(meta: dict, metrics: dict) -> str:
         if metrics.get(split):
             m = metrics[split]
             lines.append(f"- {split}: accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}")
+    cal = metrics.get("calibration")
+    if cal:
+        lines.append(f"- calibration: temperature {cal['temperature']:.4f} fitted on validation"
+                     + "".join(f"; {s} ECE {cal[s]['ece_before']:.4f} -> {cal[s]['ece_after']:.4f}"
+                               for s in ("validation", "test") if s in cal))
     lines += ["", "Load it with `enctune.load(path)` or `enctune predict path TEXT...`.", ""]
     return "\n".join(lines)
 

@@ -149,7 +149,6 @@ def check_data(data: str, validation: str | None = None, test: str | None = None
     from ..encoders.cache import cached_features
 
     splits, cols, files = _read(data, validation, test, text_column, pair_column, label_column)
-    train = splits["train"]
     report: dict = {"files": files, "columns": {"text": cols.text, "pair": cols.pair, "label": cols.label},
                     "sizes": {s: len(ex) for s, ex in splits.items()}, "findings": []}
     findings = report["findings"]
