@@ -262,7 +262,12 @@ def evaluate(path: str | os.PathLike, data: str | os.PathLike, text_column: str 
                             f"({', '.join(predictor.labels)}).")
     with progress.bar("evaluate", total=len(ex)) as pbar:
         logits = predictor.logits(ex.texts, ex.pairs, batch_size, progress=pbar)
-    metrics = predictor.task.metrics(logits, predictor.task.encode_labels(ex.labels).numpy())
+    y = predictor.task.encode_labels(ex.labels).numpy()
+    metrics = predictor.task.metrics(logits, y)
+    if predictor.task.name == "classify":  # of the probabilities predict returns (calibrated when the run was)
+        from .calibrate import ece, softmax
+
+        metrics["ece"] = round(ece(softmax(logits), y), 6)
     return {"n": len(ex), **metrics}
 
 

@@ -99,7 +99,9 @@ def _print_metrics(metrics: dict) -> None:
     for split in ("validation", "test"):
         m = metrics.get(split)
         if m:
-            print(f"{split}: accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}")
+            cal = (metrics.get("calibration") or {}).get(split)
+            print(f"{split}: accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}"
+                  + (f"  ECE {cal['ece_before']:.4f} -> {cal['ece_after']:.4f} calibrated" if cal else ""))
     c = metrics["costs"]
     print(f"strategy {metrics['strategy']}; {c['wall_seconds']:.1f} s wall, {c['train_examples_per_second']:.0f} "
           f"train examples/s, peak memory {c['peak_rss_mb']:.0f} MB, {c['trainable_params']:,} of "
@@ -125,7 +127,8 @@ def evaluate(
     if as_json:
         print(json.dumps(m))
         return
-    print(f"examples {m['n']}  accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}")
+    print(f"examples {m['n']}  accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}"
+          + (f"  ECE {m['ece']:.4f}" if "ece" in m else ""))
     print(f"{'label':<20} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>8}")
     for lab, s in m["per_class"].items():
         print(f"{lab:<20} {s['precision']:>9.4f} {s['recall']:>9.4f} {s['f1']:>9.4f} {s['support']:>8}")

@@ -68,7 +68,7 @@ def confusion(matrix: list[list[int]], labels: list[str], title: str) -> bytes:
     plt = _plt()
     m = np.asarray(matrix, dtype=float)
     share = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
-    size = min(2.0 + 0.6 * len(labels), 12)
+    size = min(3.4 + 0.5 * len(labels), 12)
     fig, ax = plt.subplots(figsize=(size, size * 0.85))
     ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(len(labels)), [str(x) for x in labels], rotation=45, ha="right")
