@@ -201,8 +201,12 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
     from .analysis.report import confident_mistakes, render_run_report
 
     mistakes = confident_mistakes(named, split_logits, targets, task, meta.get("temperature"))
-    extra = {"mistakes.jsonl": "".join(json.dumps(m) + "\n" for m in mistakes),
-             "report.html": render_run_report(out.name, metrics, cfg.model_dump(), mistakes)}
+    extra = {"mistakes.jsonl": "".join(json.dumps(m) + "\n" for m in mistakes)}
+    try:
+        extra["report.html"] = render_run_report(out.name, metrics, cfg.model_dump(), mistakes)
+    except Exception as e:  # a figure that fails to draw must not cost the user the trained model
+        warnings.warn(f"report.html not written ({type(e).__name__}: {e}); the run is complete without it.",
+                      UserWarning, stacklevel=2)
     _write_run(out, encoder, result.head, meta, metrics, cfg, extra)
     progress.info(f"wrote {out}")
     return Run(out, metrics, predictor)
