@@ -10,6 +10,7 @@ model you keep has seen every example.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import replace
 
@@ -40,6 +41,7 @@ def cross_validate(cfg, splits, strategy_name: str, layer: int, precision: str) 
     from .tasks import TASKS
 
     k = cfg.cv
+    t0 = time.perf_counter()
     train = splits.train
     check_folds(k, train.labels)
     folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=cfg.seed)
@@ -78,4 +80,5 @@ def cross_validate(cfg, splits, strategy_name: str, layer: int, precision: str) 
     summary = {name: {"mean": round(float(np.mean(v)), 6), "std": round(float(np.std(v, ddof=1)), 6),
                       "values": [round(x, 6) for x in v]} for name, v in values.items()}
     return {"folds": k, "stratified": True, "seed": cfg.seed, "held_out": "each fold of train in turn",
-            "final_model": "trained on all of train", "metrics": summary}
+            "final_model": "trained on all of train", "metrics": summary,
+            "seconds": round(time.perf_counter() - t0, 2)}
