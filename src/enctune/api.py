@@ -101,9 +101,19 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
 
     splits = load_splits(cfg.data, cfg.validation, cfg.test, cfg.text_column, cfg.text_pair_column,
                          cfg.label_column, cfg.validation_fraction, cfg.seed, cfg.task, _task_options(cfg))
+    added = None
+    if cfg.add:
+        from .analysis.suggest import add_labelled
+
+        splits, added = add_labelled(splits, cfg.add)
     task = splits.task
-    encoder = Encoder.load(cfg.model, pooling=cfg.pooling, max_length=cfg.max_length, layer=cfg.layer,
-                           trust_remote_code=cfg.trust_remote_code, allow_pickle=cfg.allow_pickle)
+    if cfg.cv:
+        from .cv import check_folds
+
+        check_folds(cfg.cv, task.stratify_key(splits.train))
+    encoder = Encoder.load(cfg.model, pooling=cfg.pooling, max_length=cfg.max_length,
+                           layer=-1 if cfg.layer == "best" else cfg.layer, trust_remote_code=cfg.trust_remote_code,
+                           allow_pickle=cfg.allow_pickle)
     if task.level == "token":
         encoder.tokenizer.padding_side = "right"  # per-token targets are laid out from the left
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -136,6 +146,13 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
     progress.info(f"task {task.name} ({splits.task_reason}): {labels_note}train {len(splits.train)}, validation "
                   f"{len(splits.validation)}{' (carved from train)' if splits.validation_carved else ''}"
                   f"{f', test {len(splits.test)}' if splits.test is not None else ''}")
+    layer_choice = None
+    if cfg.layer == "best":
+        from .analysis.layers import choose_layer
+
+        encoder.layer, layer_choice = choose_layer(encoder, splits, {k: p.tokens for k, p in prepared.items()},
+                                                   {k: p.targets for k, p in prepared.items()}, precision)
+        progress.info(f"layer {encoder.layer}: the best validation score of a linear probe on each layer")
     progress.info(f"encoder {cfg.model} ({encoder.pooling} pooling, max length {encoder.max_length}, "
                   f"{precision}); strategy {strategy_name}: {reason}")
 
@@ -165,6 +182,17 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
     fitted = task.after_fit(outputs["validation"], prepared["validation"], named["validation"])
     scores = {split: task.evaluate_outputs(out, prepared[split], named[split]) for split, out in outputs.items()}
     predictor = Predictor(model, encoder, task, {}, precision="fp32")
+    calibration = None
+    if task.name == "classify" and cfg.calibrate:
+        from .calibrate import calibration_report, fit_temperature
+
+        temperature = fit_temperature(outputs["validation"], prepared["validation"].targets.numpy())
+        calibration = calibration_report(temperature, outputs, {k: prepared[k].targets.numpy() for k in outputs})
+    cv = None
+    if cfg.cv:
+        from .cv import cross_validate
+
+        cv = cross_validate(cfg, splits, strategy_name, encoder.layer, precision)
 
     wall = time.perf_counter() - t_start
     loop = result.loop
@@ -175,12 +203,15 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
         "columns": {"text": splits.columns.text, "pair": splits.columns.pair, "label": splits.columns.label},
         "enctune_version": __version__,
     }
+    if calibration is not None:
+        meta["temperature"] = calibration["temperature"]
     predictor.meta = meta
     metrics = {
         "task": task.name, "task_reason": splits.task_reason, "strategy": strategy_name, "strategy_reason": reason,
         "primary_metric": task.primary_metric, **({"fitted_on_validation": fitted} if fitted else {}),
         "validation": scores.get("validation"), "test": scores.get("test"),
         "history": loop.history,
+        "loss_curve": loop.losses,
         "costs": {
             "wall_seconds": round(wall, 2), "train_seconds": round(loop.seconds, 2),
             "eval_seconds": round(loop.eval_seconds, 2),
@@ -198,8 +229,24 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
         },
         "environment": {"enctune": __version__, "torch": torch.__version__, "python": platform.python_version()},
     }
+    for key, value in (("calibration", calibration), ("cv", cv), ("layer_choice", layer_choice),
+                       ("added", added)):
+        if value is not None:
+            metrics[key] = value
     if rank == 0:  # one writer; the others wait until the run folder is in place
-        _write_run(out, encoder, result.head, meta, metrics, cfg, result.encoder_trained)
+        from .analysis.report import confident_mistakes, render_run_report
+
+        mistakes = []
+        if task.name == "classify":
+            mistakes = confident_mistakes(named, outputs, {k: p.targets for k, p in prepared.items()}, task,
+                                          meta.get("temperature"))
+        extra = {"mistakes.jsonl": "".join(json.dumps(m) + "\n" for m in mistakes)}
+        try:
+            extra["report.html"] = render_run_report(out.name, metrics, cfg.model_dump(), mistakes)
+        except Exception as e:  # a figure that fails to draw must not cost the user the trained model
+            warnings.warn(f"report.html not written ({type(e).__name__}: {e}); the run is complete without it.",
+                          UserWarning, stacklevel=2)
+        _write_run(out, encoder, result.head, meta, metrics, cfg, result.encoder_trained, extra)
         progress.info(f"wrote {out}")
     distributed.barrier()
     return Run(out, metrics, predictor)
@@ -213,18 +260,25 @@ def _model_card(meta: dict, metrics: dict) -> str:
     for split in ("validation", "test"):
         if metrics.get(split):
             lines.append(f"- {split}: {TASKS[meta['task']].from_config(meta).summary(metrics[split])}")
+    cal = metrics.get("calibration")
+    if cal:
+        lines.append(f"- calibration: temperature {cal['temperature']:.4f} fitted on validation"
+                     + "".join(f"; {s} ECE {cal[s]['ece_before']:.4f} -> {cal[s]['ece_after']:.4f}"
+                               for s in ("validation", "test") if s in cal))
     lines += ["", "Load it with `enctune.load(path)` or `enctune predict path TEXT...`.", ""]
     return "\n".join(lines)
 
 
 def _write_run(out: Path, encoder, head, meta: dict, metrics: dict, cfg: TrainConfig,
-               encoder_trained: bool = True) -> None:
+               encoder_trained: bool = True, extra: dict[str, str] | None = None) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     try:
         write_model_folder(tmp / "model", encoder, head, meta, _model_card(meta, metrics), encoder_trained)
         atomic_write_text(tmp / "metrics.json", json.dumps(metrics, indent=2) + "\n")
         atomic_write_text(tmp / "config.json", json.dumps(cfg.model_dump(), indent=2) + "\n")
+        for name, text in (extra or {}).items():
+            atomic_write_text(tmp / name, text)
         _replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -248,7 +302,12 @@ def evaluate(path: str | os.PathLike, data: str | os.PathLike, text_column: str 
     prepared = task.prepare(predictor.encoder, ex)
     with progress.bar("evaluate", total=len(prepared)) as pbar:
         outputs = predictor.outputs(prepared, batch_size, progress=pbar)
-    return {"n": len(ex), "task": task.name, **task.evaluate_outputs(outputs, prepared, ex)}
+    metrics = task.evaluate_outputs(outputs, prepared, ex)
+    if task.name == "classify":  # of the probabilities predict returns (calibrated when the run was)
+        from .calibrate import ece, softmax
+
+        metrics["ece"] = round(ece(softmax(outputs), prepared.targets.numpy()), 6)
+    return {"n": len(ex), "task": task.name, **metrics}
 
 
 def _present(table, name: str | None) -> str | None:
@@ -256,7 +315,10 @@ def _present(table, name: str | None) -> str | None:
 
 
 def predict_file(path: str | os.PathLike, input_file: str | os.PathLike, text_column: str | None = None,
-                 pair_column: str | None = None, batch_size: int = 256, precision: str | None = None) -> list[dict]:
+                 pair_column: str | None = None, batch_size: int = 256, precision: str | None = None,
+                 abstain_below: float | None = None) -> list[dict]:
+    from .calibrate import abstain
+
     distributed.init()
     predictor = load(path, precision=precision)
     task = predictor.task
@@ -266,13 +328,13 @@ def predict_file(path: str | os.PathLike, input_file: str | os.PathLike, text_co
             logits = distributed.gather_rows(len(ex), lambda idx: predictor.logits(
                 [ex.texts[i] for i in idx], [ex.pairs[i] for i in idx] if ex.pairs is not None else None,
                 batch_size, progress=pbar))
-        return task.decode(logits)
+        return abstain(task.decode(logits), abstain_below)
     ex = load_texts(input_file, text_column, pair_column, task=task)
     prepared = task.prepare(predictor.encoder, ex)
     with progress.bar("predict", total=len(prepared)) as pbar:
         outputs = distributed.gather_rows(len(prepared), lambda idx: predictor.outputs(
             Prepared(prepared.tokens.subset(idx)), batch_size, progress=pbar))
-    return task.decode_outputs(outputs, prepared, ex)
+    return abstain(task.decode_outputs(outputs, prepared, ex), abstain_below)
 
 
 def embed(model: str, texts: list[str] | Examples, layer: int | None = None, pooling: str | None = None,

@@ -61,7 +61,8 @@ def train(
     seed: int | None = Opt(None, "--seed"),
     precision: str | None = Opt(None, "--precision", help="auto, fp32 or bf16."),
     pooling: str | None = Opt(None, "--pooling", help="cls, mean, max or last [default: the encoder's]."),
-    layer: int | None = Opt(None, "--layer", help="Encoder layer to pool (0 = embeddings, -1 = last)."),
+    layer: str | None = Opt(None, "--layer", help="Encoder layer to pool (0 = embeddings, -1 = last; "
+                            "'best' with --strategy probe: the layer a linear probe scores best on)."),
     class_weights: str | None = Opt(None, "--class-weights", help="none or balanced."),
     dropout: float | None = Opt(None, "--dropout"),
     weight_decay: float | None = Opt(None, "--weight-decay"),
@@ -89,6 +90,11 @@ def train(
                                            help="Cap padded tokens per forward pass (bigger batches run in parts)."),
     gradient_checkpointing: bool | None = Opt(None, "--gradient-checkpointing",
                                               help="full: recompute activations in backward (less memory)."),
+    calibrate: bool | None = Opt(None, "--calibrate/--no-calibrate",
+                                 help="classify: fit a temperature on validation for calibrated probabilities "
+                                      "[default: calibrate]."),
+    cv: int | None = Opt(None, "--cv", help="Stratified k-fold cross-validation on train before the final run."),
+    add: str | None = Opt(None, "--add", help="Labelled file appended to train (e.g. 'enctune suggest' rows)."),
     config: str | None = Opt(None, "--config", help="YAML or JSON file with the same option names."),
     quiet: bool = Opt(False, "--quiet", "-q"),
     as_json: bool = Opt(False, "--json", help="Print the run's metrics as JSON."),
@@ -119,7 +125,9 @@ def _print_metrics(metrics: dict) -> None:
     for split in ("validation", "test"):
         m = metrics.get(split)
         if m:
-            print(f"{split}: {_summary(metrics['task'], m)}")
+            cal = (metrics.get("calibration") or {}).get(split)
+            print(f"{split}: {_summary(metrics['task'], m)}"
+                  + (f"  ECE {cal['ece_before']:.4f} -> {cal['ece_after']:.4f} calibrated" if cal else ""))
     c = metrics["costs"]
     print(f"strategy {metrics['strategy']}; {c['wall_seconds']:.1f} s wall, {c['train_examples_per_second']:.0f} "
           f"train examples/s, peak memory {c['peak_rss_mb']:.0f} MB, {c['trainable_params']:,} of "
@@ -145,7 +153,7 @@ def evaluate(
     if as_json:
         print(json.dumps(m))
         return
-    print(f"examples {m['n']}  {_summary(m['task'], m)}")
+    print(f"examples {m['n']}  {_summary(m['task'], m)}" + (f"  ECE {m['ece']:.4f}" if "ece" in m else ""))
     rows = m.get("per_class") or m.get("per_label") or m.get("per_type") or {}
     if rows:
         print(f"{'label':<20} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>8}")
@@ -166,12 +174,17 @@ def predict(
     batch_size: int = Opt(256, "--batch-size", min=1, help="Most texts per batch (batches also hold a token budget)."),
     precision: str | None = Opt(None, "--precision", help="fp32, bf16, int8 or fastest [default: fp32; an ONNX "
                                                             "export: its int8 model when it has one]."),
+    abstain_below: float | None = Opt(None, "--abstain-below",
+                                      help="classify: label 'unsure' when the top (calibrated) probability is below this."),
     quiet: bool = Opt(False, "--quiet", "-q"),
     as_json: bool = Opt(False, "--json", help="Print a JSON array of {label, probabilities}."),
 ):
-    """Predict labels and probabilities for texts given inline or in a file."""
+    """Predict labels and (calibrated) probabilities for texts given inline or in a file."""
     _setup(quiet or as_json)
     from . import api
+
+    if abstain_below is not None and not 0 < abstain_below <= 1:
+        raise UserError(f"--abstain-below {abstain_below}: expected a probability in (0, 1].")
 
     if texts and input_file:
         raise UserError("give texts on the command line or --input FILE, not both.")
@@ -180,10 +193,12 @@ def predict(
     if output and Path(output).suffix.lower() not in (".jsonl", ".ndjson"):
         raise UserError(f"--output {output}: expected a .jsonl file.")
     if input_file:
-        preds = api.predict_file(run, input_file, text_column, text_pair_column, batch_size, precision)
+        preds = api.predict_file(run, input_file, text_column, text_pair_column, batch_size, precision,
+                                 abstain_below)
         shown = None
     else:
-        preds = api.load(run, precision=precision).predict(texts, pair or None, batch_size=batch_size)
+        preds = api.load(run, precision=precision).predict(texts, pair or None, batch_size=batch_size,
+                                                           abstain_below=abstain_below)
         shown = texts
     if not _main_process():  # under a launcher every process predicted its share; one writes
         return
@@ -348,6 +363,15 @@ def _main_process() -> bool:
 WRITE_ERRORS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
                 errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
                 errno.EROFS: "read-only file system"}
+
+
+def _register_analysis() -> None:
+    from .cli_analysis import register
+
+    register(app, _setup)
+
+
+_register_analysis()  # probe, report, suggest, check (cli_analysis.py)
 
 
 def main(argv: list[str] | None = None) -> int:

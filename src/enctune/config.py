@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import UserError
 
@@ -35,7 +35,7 @@ class TrainConfig(BaseModel):
     seed: int = Field(default=42, ge=0)
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     pooling: Literal["cls", "mean", "max", "last"] | None = None
-    layer: int = Field(default=-1, ge=-1)
+    layer: int | Literal["best"] = -1  # "best": probe every layer on validation, keep the best (probe only)
     class_weights: Literal["none", "balanced"] = "none"
     dropout: float = Field(default=0.1, ge=0, lt=1)
     weight_decay: float = Field(default=0.01, ge=0)
@@ -58,6 +58,22 @@ class TrainConfig(BaseModel):
     resume: bool = False  # continue from the latest checkpoint in <out>/checkpoints
     max_tokens_per_batch: int | None = Field(default=None, ge=8)  # padded tokens per forward pass
     gradient_checkpointing: bool = False  # full: recompute activations in backward (less memory)
+    calibrate: bool = True  # classify: fit a temperature on validation logits (calibrated probabilities)
+    cv: int | None = Field(default=None, ge=2, le=50)  # stratified k-fold on train before the final run
+    add: str | None = None  # a labelled file appended to train (e.g. the rows `enctune suggest` chose)
+
+    @field_validator("layer")
+    @classmethod
+    def _layer_range(cls, v):
+        if isinstance(v, int) and v < -1:
+            raise ValueError("must be -1 (last), 0 (embeddings), a layer number, or 'best'")
+        return v
+
+    @model_validator(mode="after")
+    def _best_layer_needs_probe(self):
+        if self.layer == "best" and self.strategy != "probe":
+            raise ValueError("--layer best picks a layer for a frozen encoder: use it with --strategy probe")
+        return self
 
     @field_validator("data", "out")
     @classmethod
@@ -77,7 +93,9 @@ def _explain(e: ValidationError, source: str) -> UserError:
         field = ".".join(str(x) for x in err["loc"]) or "config"
         name = _flag(field) if source == "flags" else f"'{field}'"
         value = err.get("input")
-        if err["type"] == "extra_forbidden":
+        if not err["loc"]:  # a rule across fields (model validator): its message says it all
+            parts.append(str(err["msg"]).removeprefix("Value error, "))
+        elif err["type"] == "extra_forbidden":
             parts.append(f"{name}: unknown option")
         else:
             parts.append(f"{name}={value!r}: {err['msg']}")

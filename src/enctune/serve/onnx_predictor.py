@@ -170,9 +170,11 @@ class OnnxPredictor:
                 progress(len(idx))
         return out
 
-    def predict(self, texts, pairs=None, batch_size: int = 256) -> list[dict]:
+    def predict(self, texts, pairs=None, batch_size: int = 256, abstain_below: float | None = None) -> list[dict]:
         """One dict per text, as the task decodes it (classify: ``{"label", "probabilities"}``)."""
-        return self.task.decode(self.logits(texts, pairs, batch_size))
+        from ..calibrate import abstain
+
+        return abstain(self.task.decode(self.logits(texts, pairs, batch_size)), abstain_below)
 
     def predict_proba(self, texts, pairs=None, batch_size: int = 256) -> np.ndarray:
         from .onnx_decode import softmax

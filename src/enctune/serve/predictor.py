@@ -152,8 +152,17 @@ class Predictor:
         if len(prepared) == 0:
             return [] if self.task.level == "token" else np.zeros((0, self.n_outputs), dtype=np.float32)
         autocast_precision = "bf16" if self.precision == "bf16" else "fp32"
-        return batched_logits(self.model, self.encoder, prepared.tokens, batch_size, autocast_precision, progress,
-                              max_tokens=TOKENS_PER_BATCH)
+        outputs = batched_logits(self.model, self.encoder, prepared.tokens, batch_size, autocast_precision, progress,
+                                 max_tokens=TOKENS_PER_BATCH)
+        return self.calibrated(outputs) if self.task.level == "sequence" else outputs
+
+    def calibrated(self, logits: np.ndarray) -> np.ndarray:
+        """Classifier logits divided by the run's fitted temperature (see ``enctune.calibrate``), so
+        that softmax gives calibrated probabilities; the arg-max is unchanged."""
+        t = self.meta.get("temperature")
+        if t and self.task.name == "classify":
+            return (logits / np.float32(t)).astype(np.float32)
+        return logits
 
     @property
     def n_outputs(self) -> int:
@@ -163,15 +172,19 @@ class Predictor:
         texts, pairs = self._check_pairs(texts, pairs)
         return self.outputs(self.task.prepare(self.encoder, self.task.inputs(texts, pairs)), batch_size, progress)
 
-    def predict(self, texts, pairs=None, batch_size: int = 256) -> list[dict]:
+    def predict(self, texts, pairs=None, batch_size: int = 256, abstain_below: float | None = None) -> list[dict]:
         """One dict per input, in input order, shaped by the task: ``{"label", "probabilities"}`` for
         classify, ``{"labels", "probabilities"}`` for multilabel, ``{"value"}`` for regress, entity
         spans for tag, ``{"answer", "start", "end", "score"}`` for extract (texts = questions, pairs = contexts).
+
+        ``abstain_below`` (classify): a top probability under it gives the label ``"unsure"``.
         """
+        from ..calibrate import abstain
+
         texts, pairs = self._check_pairs(texts, pairs)
         ex = self.task.inputs(texts, pairs)
         prepared = self.task.prepare(self.encoder, ex)
-        return self.task.decode_outputs(self.outputs(prepared, batch_size), prepared, ex)
+        return abstain(self.task.decode_outputs(self.outputs(prepared, batch_size), prepared, ex), abstain_below)
 
     def predict_proba(self, texts, pairs=None, batch_size: int = 256) -> np.ndarray:
         from ..tasks.classify import softmax

@@ -56,6 +56,7 @@ class LoopConfig:
 @dataclass
 class LoopResult:
     history: list[dict] = field(default_factory=list)
+    losses: list[list[float]] = field(default_factory=list)  # [step, epoch, smoothed train loss], ~200 points
     best_score: float = -math.inf
     best_step: int = 0
     steps: int = 0
@@ -121,7 +122,7 @@ def fit(model: nn.Module, loader, loss_fn: Callable, evaluate: Callable, cfg: Lo
         model.train()
         result.eval_seconds += time.perf_counter() - t_eval
         result.history.append({"step": result.steps, "epoch": round(epoch_float, 3), "lr": scheduler.get_last_lr()[0],
-                               "score": score, **metrics})
+                               "score": score, **metrics, "train_loss": round(running, 6) if running is not None else None})
         if score > result.best_score:
             result.best_score, result.best_step = score, result.steps
             # only trainable weights can have changed: copy those
@@ -182,6 +183,8 @@ def fit(model: nn.Module, loader, loss_fn: Callable, evaluate: Callable, cfg: Lo
                 running = loss if running is None else 0.9 * running + 0.1 * loss
                 rate = seen_in_window / max(time.perf_counter() - window_t, 1e-9)
                 pbar.advance(1, status=f"loss {running:.4f}  {rate:.0f} ex/s")
+                if result.steps % max(1, total // 200) == 0 or result.steps == 1:
+                    result.losses.append([result.steps, round(epoch + pos["batch"] / len(order), 4), round(running, 6)])
                 if pos["batch"] < len(order) and _eval_due(cfg, result.steps, pos["batch"], len(order)):
                     pos["stop"] = run_eval(epoch + pos["batch"] / len(order))
                 if checkpoints is not None and (pos["stop"] or checkpoints.due(result.steps)):

@@ -1,0 +1,1 @@
+"""Looking inside runs and data: layer probing, run reports, data checks, active learning."""

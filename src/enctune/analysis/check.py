@@ -1,0 +1,244 @@
+"""``enctune check``: a data doctor to run before any training.
+
+What it reports, per split (train, and validation/test when present):
+
+- **class balance**: examples per label and the largest/smallest ratio on train;
+- **duplicates**: rows whose text (and pair) is the same after lower-casing and collapsing
+  white space; **conflicting duplicates**: such groups that carry different labels;
+- **leakage**: the same normalised text in two splits (train/validation, train/test,
+  validation/test): scores on the later split are then optimistic;
+- **lengths**: tokens per example with the encoder's tokenizer (median, 90th and 99th
+  percentile, max) and how many are cut at the encoder's maximum length;
+- **likely label errors**: every labelled row is scored by a linear probe (frozen encoder
+  features, ``analysis.layers.fit_probe``) trained on the other folds of a stratified
+  k-fold; a row is flagged when the probe predicts another label j with probability of at
+  least t_j, the mean probability it gives j on rows labelled j (the per-class threshold of
+  confident learning, Northcutt et al., 2021) and at least ``min_confidence``. Flagged rows
+  are listed most suspicious first (lowest probability of their own label).
+
+Data that cannot be read at all is a user error (exit 2); everything else is a finding in
+the report, and the command exits 0.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from .. import progress
+from ..errors import UserError
+
+SHOW = 20  # rows listed per finding
+MIN_CONFIDENCE = 0.6
+
+
+def _norm(text: str, pair: str | None) -> str:
+    key = " ".join(text.lower().split())
+    return key if pair is None else key + " \x00 " + " ".join(pair.lower().split())
+
+
+def _read(data, validation, test, text_column, pair_column, label_column):
+    from ..data.dataset import Columns, examples_from_table, find_split_files, infer_columns
+    from ..data.readers import read_table
+
+    data = Path(data)
+    if not data.exists():
+        raise UserError(f"{data}: no such file or folder.")
+    files = find_split_files(data) if data.is_dir() else {"train": data}
+    if validation:
+        files["validation"] = Path(validation)
+    if test:
+        files["test"] = Path(test)
+    train_table = read_table(files["train"])
+    cols = infer_columns(train_table, text_column, pair_column, label_column)
+    out = {"train": examples_from_table(train_table, cols)}
+    for split in ("validation", "test"):
+        if split in files:
+            table = read_table(files[split])
+            c = infer_columns(table, cols.text, cols.pair, cols.label if cols.label in table.columns else None,
+                              need_label=False)
+            out[split] = examples_from_table(table, Columns(c.text, c.pair, c.label), need_label=c.label is not None)
+    return out, cols, {k: str(v) for k, v in files.items()}
+
+
+def _groups(ex) -> dict[str, list[int]]:
+    g = defaultdict(list)
+    for i, t in enumerate(ex.texts):
+        g[_norm(t, ex.pairs[i] if ex.pairs is not None else None)].append(i)
+    return g
+
+
+def _duplicates(ex) -> dict:
+    groups = [ix for ix in _groups(ex).values() if len(ix) > 1]
+    conflicting = [ix for ix in groups if ex.labels is not None and len({ex.labels[i] for i in ix}) > 1]
+    show = lambda ix: {"text": ex.texts[ix[0]], "where": [ex.where(i) for i in ix],  # noqa: E731
+                       "labels": [ex.labels[i] for i in ix] if ex.labels is not None else None}
+    return {"duplicate_rows": sum(len(ix) - 1 for ix in groups), "groups": len(groups),
+            "conflicting_groups": len(conflicting), "conflicting_rows": sum(len(ix) for ix in conflicting),
+            "examples": [show(ix) for ix in groups[:SHOW]], "conflicts": [show(ix) for ix in conflicting[:SHOW]]}
+
+
+def _leakage(splits: dict) -> list[dict]:
+    out = []
+    names = list(splits)
+    keys = {s: _groups(ex) for s, ex in splits.items()}
+    for a_i, a in enumerate(names):
+        for b in names[a_i + 1:]:
+            common = sorted(set(keys[a]) & set(keys[b]))
+            out.append({"splits": [a, b], "shared_texts": len(common),
+                        f"rows_in_{b}": sum(len(keys[b][k]) for k in common),
+                        "examples": [{"text": splits[b].texts[keys[b][k][0]], a: splits[a].where(keys[a][k][0]),
+                                      b: splits[b].where(keys[b][k][0])} for k in common[:SHOW]]})
+    return out
+
+
+def _lengths(encoder, ex) -> dict:
+    tok = encoder.tokenizer
+    quiet = logging.getLogger("transformers.tokenization_utils_base")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # uncut texts longer than the model's maximum would warn
+    try:
+        args = (ex.texts, ex.pairs) if ex.pairs is not None else (ex.texts,)
+        n = np.array([len(x) for x in tok(*args, add_special_tokens=True, truncation=False)["input_ids"]])
+    finally:
+        quiet.setLevel(level)
+    cut = np.flatnonzero(n > encoder.max_length)
+    return {"tokens_median": int(np.median(n)), "tokens_p90": int(np.percentile(n, 90)),
+            "tokens_p99": int(np.percentile(n, 99)), "tokens_max": int(n.max()), "max_length": encoder.max_length,
+            "truncated": int(len(cut)), "truncated_where": [ex.where(int(i)) for i in cut[:SHOW]]}
+
+
+def likely_label_errors(features: np.ndarray, labels: list[str], folds: int = 5, seed: int = 42,
+                        min_confidence: float = MIN_CONFIDENCE) -> tuple[list[tuple[int, str, float, float]], dict]:
+    """Rows whose out-of-fold probe prediction confidently disagrees with their label.
+
+    Returns ([(row, predicted label, p(predicted), p(own label))...] most suspicious first, info).
+    """
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    from .layers import make_probe
+
+    classes = sorted(set(labels))
+    y = np.array([classes.index(x) for x in labels])
+    smallest = int(np.bincount(y).min())
+    k = min(folds, smallest)
+    if len(classes) < 2 or k < 2:
+        return [], {"skipped": "needs at least two labels with two examples each"}
+    probs = cross_val_predict(make_probe(seed), features, y, cv=StratifiedKFold(k, shuffle=True, random_state=seed),
+                              method="predict_proba")
+    thresholds = np.array([probs[y == j, j].mean() for j in range(len(classes))])
+    pred = probs.argmax(-1)
+    p_pred, p_own = probs[np.arange(len(y)), pred], probs[np.arange(len(y)), y]
+    flag = (pred != y) & (p_pred >= np.maximum(thresholds[pred], min_confidence))
+    rows = np.flatnonzero(flag)
+    rows = rows[np.argsort(p_own[rows], kind="stable")]
+    info = {"folds": k, "probe_accuracy": round(float((pred == y).mean()), 4),
+            "class_thresholds": {c: round(float(t), 4) for c, t in zip(classes, thresholds, strict=False)}}
+    return [(int(i), classes[pred[i]], float(p_pred[i]), float(p_own[i])) for i in rows], info
+
+
+def check_data(data: str, validation: str | None = None, test: str | None = None, model: str = "default",
+               text_column: str | None = None, pair_column: str | None = None, label_column: str | None = None,
+               max_length: int = 256, label_errors: bool = True, folds: int = 5, seed: int = 42,
+               min_confidence: float = MIN_CONFIDENCE, layer: int = -1, pooling: str | None = None) -> dict:
+    """The data doctor's report as a dict (see the module docstring); ``findings`` sums it up in words."""
+    from ..encoders import Encoder
+    from ..encoders.cache import cached_features
+
+    splits, cols, files = _read(data, validation, test, text_column, pair_column, label_column)
+    report: dict = {"files": files, "columns": {"text": cols.text, "pair": cols.pair, "label": cols.label},
+                    "sizes": {s: len(ex) for s, ex in splits.items()}, "findings": []}
+    findings = report["findings"]
+
+    counts = {s: dict(sorted(Counter(ex.labels).items())) for s, ex in splits.items() if ex.labels is not None}
+    tc = counts["train"]
+    ratio = max(tc.values()) / min(tc.values())
+    unseen = {s: sorted(set(c) - set(tc)) for s, c in counts.items() if s != "train" and set(c) - set(tc)}
+    report["balance"] = {"counts": counts, "train_max_min_ratio": round(ratio, 3), "labels_not_in_train": unseen}
+    if ratio >= 5:
+        findings.append(f"class imbalance: the largest train class is {ratio:.1f}x the smallest "
+                        "(consider --class-weights balanced)")
+    small = [lab for lab, n in tc.items() if n < 8]
+    if small:
+        findings.append(f"{len(small)} label(s) with fewer than 8 train examples: {', '.join(small[:10])}")
+    for s, labs in unseen.items():
+        findings.append(f"{s} has label(s) never seen in train: {', '.join(labs[:10])}")
+
+    report["duplicates"] = {s: _duplicates(ex) for s, ex in splits.items()}
+    for s, d in report["duplicates"].items():
+        if d["duplicate_rows"]:
+            findings.append(f"{s}: {d['duplicate_rows']} duplicate row(s) in {d['groups']} group(s)")
+        if d["conflicting_groups"]:
+            findings.append(f"{s}: {d['conflicting_groups']} duplicate group(s) with conflicting labels "
+                            f"({d['conflicting_rows']} rows)")
+    report["leakage"] = _leakage(splits)
+    for leak in report["leakage"]:
+        if leak["shared_texts"]:
+            a, b = leak["splits"]
+            findings.append(f"leakage: {leak['shared_texts']} text(s) of {b} also in {a}")
+
+    encoder = Encoder.load(model, pooling=pooling, max_length=max_length, layer=layer)
+    report["encoder"] = {"model": model, "max_length": encoder.max_length, "pooling": encoder.pooling,
+                         "layer": encoder.layer}
+    report["lengths"] = {s: _lengths(encoder, ex) for s, ex in splits.items()}
+    for s, ln in report["lengths"].items():
+        if ln["truncated"]:
+            findings.append(f"{s}: {ln['truncated']} text(s) longer than {ln['max_length']} tokens will be cut")
+
+    if label_errors:
+        known = set(tc)
+        pool = [(s, i) for s, ex in splits.items() if ex.labels is not None for i in range(len(ex))
+                if ex.labels[i] in known]
+        feats = []
+        for s, ex in splits.items():
+            if ex.labels is None:
+                continue
+            tok = encoder.tokenize(ex.texts, ex.pairs)
+            with progress.bar(f"encode {s}", total=len(ex)) as pbar:
+                f, _ = cached_features(encoder, ex.texts, ex.pairs, tok, [encoder.layer], [encoder.pooling],
+                                       progress=pbar)
+            x = f[(encoder.layer, encoder.pooling)]
+            feats.append(x[[i for i in range(len(ex)) if ex.labels[i] in known]])
+        x = np.concatenate(feats)
+        labels = [splits[s].labels[i] for s, i in pool]
+        flagged, info = likely_label_errors(x, labels, folds, seed, min_confidence)
+        rows = [{"split": pool[r][0], "where": splits[pool[r][0]].where(pool[r][1]),
+                 "text": splits[pool[r][0]].texts[pool[r][1]], "label": labels[r], "probe_says": p,
+                 "p_probe": round(pp, 4), "p_label": round(po, 4)} for r, p, pp, po in flagged]
+        report["label_errors"] = {"count": len(rows), **info, "rows": rows[:max(SHOW, 50)]}
+        if rows:
+            findings.append(f"{len(rows)} likely label error(s): a cross-validated probe confidently predicts "
+                            "another label")
+    if not findings:
+        findings.append("no problems found")
+    return report
+
+
+def format_report(r: dict) -> str:
+    """The report as text for the terminal."""
+    lines = ["files: " + ", ".join(f"{k} {v} ({r['sizes'][k]} rows)" for k, v in r["files"].items())]
+    lines.append("labels (train): " + ", ".join(f"{k} {v}" for k, v in r["balance"]["counts"]["train"].items()))
+    lines.append("findings:")
+    lines += [f"  - {f}" for f in r["findings"]]
+    for s, d in r["duplicates"].items():
+        for c in d["conflicts"][:5]:
+            lines.append(f"  conflicting duplicate in {s}: {c['text'][:70]!r} at {'; '.join(c['where'][:3])} "
+                         f"labels {', '.join(c['labels'][:3])}")
+    for leak in r["leakage"]:
+        for e in leak["examples"][:5]:
+            a, b = leak["splits"]
+            lines.append(f"  leaked {b} text {e['text'][:70]!r} ({e[b]}) also at {e[a]}")
+    for s, ln in r["lengths"].items():
+        lines.append(f"lengths {s}: median {ln['tokens_median']}, p90 {ln['tokens_p90']}, p99 {ln['tokens_p99']}, "
+                     f"max {ln['tokens_max']} tokens; {ln['truncated']} over {ln['max_length']}")
+    le = r.get("label_errors")
+    if le and le.get("rows"):
+        lines.append(f"likely label errors (probe accuracy {le['probe_accuracy']:.3f} over {le['folds']} folds), "
+                     "most suspicious first:")
+        for e in le["rows"][:SHOW]:
+            lines.append(f"  {e['where']}: {e['text'][:60]!r} labelled {e['label']}, probe says {e['probe_says']} "
+                         f"(p={e['p_probe']:.2f})")
+    return "\n".join(lines)

@@ -1,0 +1,91 @@
+"""``enctune check``: the fixture plants duplicates, conflicts, leakage and label errors; the check counts them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from enctune.analysis.check import check_data
+from enctune.cli import main
+
+from .conftest import make_rows, write_jsonl
+
+N_DUPLICATES = 4  # extra copies of train rows (one differs only in case and spacing)
+N_CONFLICTS = 2  # train texts repeated with the other label
+N_LEAKED = 5  # test rows copied from train
+FLIPPED = [0, 33, 66, 99, 132, 165]  # train rows whose label is planted wrong
+
+
+def _flip(label: str) -> str:
+    return "negative" if label == "positive" else "positive"
+
+
+@pytest.fixture
+def planted(tmp_path):
+    """train.jsonl and test.jsonl with known problems; returns the folder and the planted rows."""
+    rows = make_rows(220, seed=11)
+    seen: set[str] = set()
+    rows = [r for r in rows if not (r["text"] in seen or seen.add(r["text"]))][:200]
+    clean = [dict(r) for r in rows]
+    for i in FLIPPED:
+        rows[i]["label"] = _flip(rows[i]["label"])
+    dupes = [dict(rows[10]), dict(rows[11]), dict(rows[12]),
+             {"text": "  " + rows[13]["text"].upper().replace(" ", "   "), "label": rows[13]["label"]}]
+    conflicts = [{"text": rows[20]["text"], "label": _flip(rows[20]["label"])},
+                 {"text": rows[21]["text"], "label": _flip(rows[21]["label"])}]
+    train = rows + dupes + conflicts
+    test = [r for r in make_rows(80, seed=12) if r["text"] not in seen][:40] + [clean[i] for i in range(40, 45)]
+    d = tmp_path / "planted"
+    write_jsonl(d / "train.jsonl", train)
+    write_jsonl(d / "test.jsonl", test)
+    return d
+
+
+def test_check_finds_what_the_fixture_planted(planted, tiny_bert):
+    # layer 0: a random tiny encoder's token embeddings still carry the words; its random layers blur them
+    r = check_data(str(planted), model=str(tiny_bert), layer=0)
+    dup = r["duplicates"]["train"]
+    assert dup["duplicate_rows"] == N_DUPLICATES + N_CONFLICTS
+    assert dup["conflicting_groups"] == N_CONFLICTS and dup["conflicting_rows"] == 2 * N_CONFLICTS
+    assert r["duplicates"]["test"]["duplicate_rows"] == 0
+    (leak,) = r["leakage"]
+    assert leak["splits"] == ["train", "test"] and leak["shared_texts"] == N_LEAKED
+    flagged = {int(e["where"].rsplit("line ", 1)[1]) - 1 for e in r["label_errors"]["rows"] if e["split"] == "train"}
+    assert set(FLIPPED) <= flagged  # every planted error is found ...
+    assert len(flagged - set(FLIPPED) - {20, 21, 204, 205}) <= 2  # ... and few clean rows are accused
+    assert r["balance"]["counts"]["train"]["positive"] + r["balance"]["counts"]["train"]["negative"] == 206
+    assert r["lengths"]["train"]["truncated"] == 0 and r["lengths"]["train"]["max_length"] == 64
+    assert any("leakage" in f for f in r["findings"]) and any("label error" in f for f in r["findings"])
+
+
+def test_check_cli_exits_0_with_a_json_report(planted, tiny_bert, capsys):
+    code = main(["check", "--data", str(planted), "--model", str(tiny_bert), "--no-label-errors", "--json"])
+    out = capsys.readouterr()
+    assert code == 0
+    r = json.loads(out.out)
+    assert "label_errors" not in r and r["leakage"][0]["shared_texts"] == N_LEAKED
+
+
+def test_check_reports_truncation_and_text_output(tmp_path, tiny_bert, capsys):
+    rows = make_rows(30)
+    rows[3]["text"] = " ".join(["good"] * 80)  # longer than the tiny encoder's 64 positions
+    data = write_jsonl(tmp_path / "train.jsonl", rows)
+    code = main(["check", "--data", str(data), "--model", str(tiny_bert), "--no-label-errors"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "1 text(s) longer than 64 tokens will be cut" in out
+    assert "line 4" in json.dumps(check_data(str(data), model=str(tiny_bert), label_errors=False)["lengths"])
+
+
+def test_check_bad_data_is_a_user_error(tmp_path, tiny_bert, capsys):
+    code = main(["check", "--data", str(tmp_path / "missing.jsonl"), "--model", str(tiny_bert)])
+    err = capsys.readouterr().err
+    assert code == 2 and "no such file" in err and "Traceback" not in err
+
+
+@pytest.mark.integration
+def test_check_finds_planted_label_errors_with_the_default_encoder(planted):
+    r = check_data(str(planted), label_errors=True)
+    flagged = {int(e["where"].rsplit("line ", 1)[1]) - 1 for e in r["label_errors"]["rows"] if e["split"] == "train"}
+    assert set(FLIPPED) <= flagged
