@@ -62,15 +62,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--keep-work", action="store_true", help="keep the temporary work folder and worker logs")
     p.add_argument("--variants", type=_csv(str), default=None,
                    help="run only the variants matching these shell patterns (e.g. 'enctune_*')")
-    p.add_argument("--reuse", type=Path, default=None,
-                   help="a results.json whose cases of the variants not run here are carried over (marked as "
-                        "such), so ratios against a peer measured earlier can still be computed")
+    p.add_argument("--reuse", type=_csv(Path), default=None,
+                   help="comma-separated results.json files whose cases of the variants not run here are carried "
+                        "over (marked as such), so ratios against a peer measured earlier can still be computed")
     args = p.parse_args(argv)
     unknown = [r for r in args.rows if r not in ALL_ROWS]
     if unknown:
         p.error(f"--rows: unknown {', '.join(unknown)}; choose from {', '.join(ALL_ROWS)}")
-    if args.reuse is not None and not args.reuse.is_file():
-        p.error(f"--reuse {args.reuse}: no such file")
+    missing = [str(f) for f in args.reuse or [] if not f.is_file()]
+    if missing:
+        p.error(f"--reuse: no such file: {', '.join(missing)}")
     if args.reps < 1:
         p.error("--reps must be at least 1")
     if not (args.data_root / "sst2" / "train.jsonl").is_file():
@@ -146,8 +147,8 @@ def main(argv: list[str] | None = None) -> int:
                     derive(result, machine)
                     cases.append({"rep": rep, "point": case.point, "variant": case.variant, "args": case.args,
                                   "result": result})
-            if args.reuse is not None:
-                cases += carried_over(args.reuse, name, args.variants, row.notes)
+            for earlier in args.reuse or []:
+                cases += carried_over(earlier, name, args.variants, row.notes)
             if row.postprocess:
                 row.postprocess(cases)
             results["rows"][name] = {

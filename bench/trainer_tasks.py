@@ -32,19 +32,34 @@ from .measure import scratch_dir
 SEED = 42
 
 
-def training_arguments(out_dir: str, epochs: int, batch_size: int, lr: float):
-    """The example scripts' settings: only the budget is set, everything else is the default."""
+def training_arguments(out_dir: str, epochs: int, batch_size: int, lr: float, group_by_length: bool = False):
+    """The example scripts' settings: only the budget is set, everything else is the default.
+
+    ``group_by_length`` (off in the examples) batches texts of similar length together: the
+    same data, epochs and batch size with less padding, for a CPU where padding costs hours.
+    A loss line every 50 steps goes to the worker's log, to follow a long run.
+    """
+    import inspect
+
     from transformers import TrainingArguments
 
+    kw = {}
+    if group_by_length:
+        params = inspect.signature(TrainingArguments).parameters
+        if "train_sampling_strategy" in params:  # transformers 5
+            kw["train_sampling_strategy"] = "group_by_length"
+        else:
+            kw["group_by_length"] = True
     return TrainingArguments(
         output_dir=out_dir, per_device_train_batch_size=batch_size, per_device_eval_batch_size=64,
         num_train_epochs=epochs, learning_rate=lr, seed=SEED, eval_strategy="no", save_strategy="no",
-        report_to=[], use_cpu=True, logging_steps=10**9, dataloader_num_workers=0, disable_tqdm=True)
+        report_to=[], use_cpu=True, logging_steps=50, dataloader_num_workers=0, disable_tqdm=True, **kw)
 
 
-def budget_note(epochs: int, batch_size: int, lr: float, max_length: int) -> dict:
+def budget_note(epochs: int, batch_size: int, lr: float, max_length: int, group_by_length: bool = False) -> dict:
     return {"epochs": epochs, "batch_size": batch_size, "lr": lr, "max_length": max_length,
-            "warmup": 0, "weight_decay": 0.0, "precision": "fp32"}
+            "warmup": 0, "weight_decay": 0.0, "precision": "fp32",
+            "sampler": "group_by_length" if group_by_length else "random"}
 
 
 def timed_train(trainer) -> float:
@@ -67,6 +82,7 @@ def pairs(args: dict) -> dict:
     )
 
     epochs, bs, lr, max_len = int(args["epochs"]), int(args["batch_size"]), float(args["lr"]), int(args["max_length"])
+    grouped = bool(args.get("group_by_length"))
     t_start = time.perf_counter()
     train, scored = _split_file(args, "train"), _split_file(args, args["score_split"])
     names = sorted({str(r["label"]) for r in train})
@@ -81,7 +97,7 @@ def pairs(args: dict) -> dict:
     model = AutoModelForSequenceClassification.from_pretrained(
         args["encoder"], num_labels=len(names), id2label=dict(enumerate(names)), label2id=label_id)
     with scratch_dir("enctune-bench-pairs-") as tmp:
-        trainer = Trainer(model=model, args=training_arguments(str(tmp), epochs, bs, lr),
+        trainer = Trainer(model=model, args=training_arguments(str(tmp), epochs, bs, lr, grouped),
                           train_dataset=encode(train), data_collator=DataCollatorWithPadding(tok),
                           processing_class=tok)
         train_s = timed_train(trainer)
@@ -89,7 +105,7 @@ def pairs(args: dict) -> dict:
     acc = float(np.mean(pred.predictions.argmax(-1) == pred.label_ids))
     return {f"{args['score_split']}_accuracy": round(acc, 4), "train_seconds": train_s,
             "train_examples": len(train), "wall_seconds": round(time.perf_counter() - t_start, 2),
-            **budget_note(epochs, bs, lr, max_len)}
+            **budget_note(epochs, bs, lr, max_len, grouped)}
 
 
 def multilabel(args: dict) -> dict:
@@ -103,6 +119,7 @@ def multilabel(args: dict) -> dict:
     )
 
     epochs, bs, lr, max_len = int(args["epochs"]), int(args["batch_size"]), float(args["lr"]), int(args["max_length"])
+    grouped = bool(args.get("group_by_length"))
     t_start = time.perf_counter()
     train, test = _split_file(args, "train"), _split_file(args, "test")
     names = sorted({lab for r in train for lab in r["labels"]})
@@ -126,7 +143,7 @@ def multilabel(args: dict) -> dict:
         args["encoder"], num_labels=len(names), problem_type="multi_label_classification",
         id2label=dict(enumerate(names)), label2id=label_id)
     with scratch_dir("enctune-bench-multilabel-") as tmp:
-        trainer = Trainer(model=model, args=training_arguments(str(tmp), epochs, bs, lr),
+        trainer = Trainer(model=model, args=training_arguments(str(tmp), epochs, bs, lr, grouped),
                           train_dataset=encode(train), data_collator=DataCollatorWithPadding(tok),
                           processing_class=tok)
         train_s = timed_train(trainer)
@@ -138,7 +155,7 @@ def multilabel(args: dict) -> dict:
             "test_macro_f1": round(float(f1_score(gold, yhat, average="macro", zero_division=0)), 4),
             "test_rows_without_label": int((yhat.sum(1) == 0).sum()), "test_rows": len(test),
             "threshold": 0.5, "train_seconds": train_s, "train_examples": len(train),
-            "wall_seconds": round(time.perf_counter() - t_start, 2), **budget_note(epochs, bs, lr, max_len)}
+            "wall_seconds": round(time.perf_counter() - t_start, 2), **budget_note(epochs, bs, lr, max_len, grouped)}
 
 
 def tag(args: dict) -> dict:
@@ -153,6 +170,7 @@ def tag(args: dict) -> dict:
     from .scorers import chunk_scores
 
     epochs, bs, lr, max_len = int(args["epochs"]), int(args["batch_size"]), float(args["lr"]), int(args["max_length"])
+    grouped = bool(args.get("group_by_length"))
     t_start = time.perf_counter()
     train, test = _split_file(args, "train"), _split_file(args, "test")
     names = sorted({t for r in train for t in r["tags"]})
@@ -180,7 +198,7 @@ def tag(args: dict) -> dict:
     train_rows, _ = encode(train)
     test_rows, test_firsts = encode(test)
     with scratch_dir("enctune-bench-tag-") as tmp:
-        trainer = Trainer(model=model, args=training_arguments(str(tmp), epochs, bs, lr), train_dataset=train_rows,
+        trainer = Trainer(model=model, args=training_arguments(str(tmp), epochs, bs, lr, grouped), train_dataset=train_rows,
                           data_collator=DataCollatorForTokenClassification(tok), processing_class=tok)
         train_s = timed_train(trainer)
         pred = trainer.predict(test_rows)  # sequential order: row i of the output is test row i
@@ -196,4 +214,4 @@ def tag(args: dict) -> dict:
             "test_recall": round(scores["recall"], 4),
             "test_per_type_f1": {t: round(s["f1"], 4) for t, s in scores["per_type"].items()},
             "test_entities": scores["n_gold"], "train_seconds": train_s, "train_examples": len(train),
-            "wall_seconds": round(time.perf_counter() - t_start, 2), **budget_note(epochs, bs, lr, max_len)}
+            "wall_seconds": round(time.perf_counter() - t_start, 2), **budget_note(epochs, bs, lr, max_len, grouped)}
