@@ -172,3 +172,22 @@ def _fp32_only(exported, tmp_path):
     out = tmp_path / "fp32only"
     assert main(["export", str(exported / "run"), "--out", str(out), "--quiet", "--max-check", "5"]) == 0
     return out
+
+
+def test_int8_rescores_unsure_texts_with_the_fp32_model(exported):
+    texts = _texts()
+    folder = exported / "onnx"
+    fp32 = OnnxPredictor.load(folder, precision="fp32").logits(texts)
+    raw = OnnxPredictor.load(folder, precision="int8-raw")
+    assert raw.refine is None
+    raw_logits = raw.logits(texts)
+    everything = OnnxPredictor.load(folder, precision="int8")
+    everything.refine_below = 1.01  # every text is unsure: all answers come from fp32
+    np.testing.assert_allclose(everything.logits(texts), fp32, atol=1e-6)
+    assert everything.refined == len(texts)
+    nothing = OnnxPredictor.load(folder, precision="int8")
+    nothing.refine_below = 0.0  # nobody is unsure: the raw int8 answers
+    np.testing.assert_array_equal(nothing.logits(texts), raw_logits)
+    assert nothing.refined == 0
+    meta = json.loads((folder / "enctune-onnx.json").read_text())
+    assert meta["refine_below"] == 0.6 and {"fp32", "int8", "int8-raw"} <= set(meta["check"])
