@@ -58,6 +58,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--sizes", type=_csv(int), default=None, help="growth row train sizes (default 1000,2000,4000,8000)")
     p.add_argument("--lengths", type=_csv(int), default=None, help="growth row max lengths (default 32,64,128,256)")
     p.add_argument("--sweep-size", type=int, default=None, help="train size of the length sweep (default 2000)")
+    p.add_argument("--predict-model", type=Path, default=None,
+                   help="predict row: reuse this Hugging Face classification folder instead of training one")
     p.add_argument("--timeout", type=float, default=4 * 3600, help="seconds before a worker is killed")
     p.add_argument("--keep-work", action="store_true", help="keep the temporary work folder and worker logs")
     p.add_argument("--variants", type=_csv(str), default=None,
@@ -131,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings(repo=REPO, data_root=args.data_root, work=work, quick=args.quick,
                             encoder=machine.get("encoder_path") or "", runner=runner, datasets=args.datasets,
                             sizes=args.sizes or growth["sizes"], lengths=args.lengths or growth["lengths"],
-                            sweep_size=args.sweep_size or growth["sweep_size"], n_val=growth["n_val"])
+                            sweep_size=args.sweep_size or growth["sweep_size"], n_val=growth["n_val"],
+                            predict_model=args.predict_model)
         if not settings.encoder:
             say("no encoder path (the machine worker failed); stopping")
             return 1

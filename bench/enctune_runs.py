@@ -9,8 +9,11 @@
   feature cache is ``$ENCTUNE_CACHE``, which the orchestrator points at a fresh folder for
   the cold run and reuses for the warm one.
 - ``predict``: ``enctune.load(folder[, precision])`` on a plain Hugging Face
-  sequence-classification folder, then ``.predict(texts)``; load and predict are timed
-  apart, after a warm-up on the first few texts (the same warm-up the pipeline gets).
+  sequence-classification folder (or on its ONNX export), then ``.predict(texts)``; load and
+  predict are timed apart, after a warm-up on the first few texts (the same warm-up the
+  pipeline gets).
+- ``export``: ``enctune export`` of that folder to ONNX with an int8 copy (set-up of the
+  predict row; its check against PyTorch is recorded).
 """
 
 from __future__ import annotations
@@ -90,7 +93,7 @@ def predict(args: dict) -> dict:
 
     folder, precision = args["model"], args.get("precision")
     texts, gold = load_folder(args["data"])["test"]
-    names = id2label(folder)
+    names = id2label(args.get("label_folder", folder))  # an ONNX export names its labels as its source does
     t0 = time.perf_counter()
     model = enctune.load(folder) if precision is None else enctune.load(folder, precision=precision)
     load_s = time.perf_counter() - t0
@@ -108,3 +111,13 @@ def predict(args: dict) -> dict:
         "precision": precision or "default",
         "labels": labels,
     }
+
+
+def export(args: dict) -> dict:
+    """ONNX export (fp32 + int8) of a classification folder, checked on ``check_data``."""
+    from enctune.serve.export import export_onnx
+
+    t0 = time.perf_counter()
+    check = export_onnx(args["model"], args["out"], quantize="int8", check_data=args.get("check_data"),
+                        max_check=int(args.get("max_check", 2000)))
+    return {"export_seconds": round(time.perf_counter() - t0, 2), "check": check}

@@ -51,6 +51,7 @@ class Settings:
     lengths: list[int]
     sweep_size: int
     n_val: int
+    predict_model: Path | None = None  # reuse this classification folder in the predict row
     _folders: dict = field(default_factory=dict)
 
     def sst2(self) -> Path:
@@ -187,15 +188,18 @@ def plan_probe(s: Settings) -> Row:
 
 
 def _agreement(results: list[dict]) -> None:
-    """Label agreement of every predict variant with the pipeline of the same repetition."""
-    by_rep: dict[int, list[str]] = {}
+    """Label agreement of every predict variant with the pipeline and with enctune_fp32 of the same repetition."""
+    refs: dict[str, dict[int, list[str]]] = {"pipeline": {}, "enctune_fp32": {}}
     for r in results:
-        if r["variant"] == "pipeline" and r["result"].get("labels"):
-            by_rep[r["rep"]] = r["result"]["labels"]
+        if r["variant"] in refs and r["result"].get("labels"):
+            refs[r["variant"]][r["rep"]] = r["result"]["labels"]
     for r in results:
-        labels, ref = r["result"].pop("labels", None), by_rep.get(r["rep"])
-        if labels is not None and ref is not None and len(labels) == len(ref):
-            r["result"]["agreement_with_pipeline"] = round(sum(a == b for a, b in zip(labels, ref, strict=True)) / len(ref), 4)
+        labels = r["result"].pop("labels", None)
+        for variant, by_rep in refs.items():
+            ref = by_rep.get(r["rep"])
+            if labels is not None and ref is not None and len(labels) == len(ref):
+                same = sum(a == b for a, b in zip(labels, ref, strict=True))
+                r["result"][f"agreement_with_{variant.removeprefix('enctune_')}"] = round(same / len(ref), 4)
 
 
 def plan_predict(s: Settings) -> Row:
@@ -203,20 +207,36 @@ def plan_predict(s: Settings) -> Row:
     folder = s.work / "predict-model"
     # with --quick, 1 epoch on 300 texts can leave a constant classifier, and agreement with a constant is no check
     epochs = 3 if s.quick else 1
-    setup = s.runner.run("predict_setup", {"data": data, "encoder": s.encoder, "save_to": str(folder),
-                                           "predict": True, "epochs": epochs}, "predict set-up")
+    if s.predict_model is not None:
+        folder = s.predict_model
+        setup = {"status": "ok", "reused": str(folder)}
+    else:
+        setup = s.runner.run("predict_setup", {"data": data, "encoder": s.encoder, "save_to": str(folder),
+                                               "predict": True, "epochs": epochs}, "predict set-up")
     ok = setup["status"] == "ok"
-    variants = ("pipeline", "enctune_fp32", "enctune_fast")
+    onnx = s.work / "predict-onnx"
+    export = s.runner.run("predict_export", {"model": str(folder), "out": str(onnx),
+                                             "check_data": str(Path(data) / "test.jsonl")},
+                          "predict ONNX export") if ok else {"status": "skipped"}
+    variants = ("pipeline", "enctune_fp32", "enctune_fast") + (
+        ("enctune_onnx", "enctune_onnx_int8") if export["status"] == "ok" else ())
 
     def cases(rep: int) -> list[Case]:
         if not ok:
             return []
-        return [Case("", v, {"data": data, "model": str(folder)}) for v in variants]
+        return [Case("", v, {"data": data, "model": str(onnx if v.startswith("enctune_onnx") else folder),
+                             "label_folder": str(folder)}) for v in variants]
 
     notes = [f"One Hugging Face sequence-classification folder, trained once with the trainer_best recipe "
              f"({epochs} epoch{'s' if epochs > 1 else ''}) and saved with its tokenizer, is used by every variant.",
              "Every variant predicts the first 8 texts once before the timed pass (warm-up).",
-             "pipeline runs with batch_size=32 and with its default; the faster setting is reported."]
+             "pipeline runs with batch_size=32 and with its default; the faster setting is reported.",
+             "enctune_onnx / enctune_onnx_int8: `enctune export --format onnx --quantize int8` of the same folder "
+             "(done once, untimed), run by onnxruntime; agreement w/ fp32 compares with enctune_fp32's labels."]
+    if setup.get("reused"):
+        notes.append(f"The classification folder was reused (--predict-model {setup['reused']}), not trained here.")
+    if ok and export["status"] != "ok":
+        notes.append(f"ONNX EXPORT FAILED, its variants did not run: {export.get('error')}")
     if not ok:
         notes.append(f"SET-UP FAILED, no variant ran: {setup.get('error')}")
     return Row(
@@ -225,11 +245,12 @@ def plan_predict(s: Settings) -> Row:
         metrics=[Metric("examples_per_second", "ex/s", "higher"), Metric("predict_seconds", "predict s", "lower"),
                  Metric("load_seconds", "load s", "lower"), Metric("test_accuracy", "test acc", "higher"),
                  Metric("agreement_with_pipeline", "agreement w/ pipeline", "higher"),
+                 Metric("agreement_with_fp32", "agreement w/ enctune_fp32", "higher"),
                  Metric("peak_rss_mb", "peak RSS MB", "lower"), Metric("best_setting", "setting")],
         ratios=[Ratio(f"ex/s, {v} / pipeline", v, "pipeline", "examples_per_second", better="higher")
                 for v in variants[1:]],
         make_cases=cases,
-        setup={"predict_setup": setup, "n_texts_source": data},
+        setup={"predict_setup": setup, "predict_export": export, "n_texts_source": data},
         notes=notes,
         postprocess=_agreement,
     )

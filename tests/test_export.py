@@ -172,3 +172,42 @@ def _fp32_only(exported, tmp_path):
     out = tmp_path / "fp32only"
     assert main(["export", str(exported / "run"), "--out", str(out), "--quiet", "--max-check", "5"]) == 0
     return out
+
+
+def test_int8_rescores_unsure_texts_with_the_fp32_model(exported):
+    texts = _texts()
+    folder = exported / "onnx"
+    fp32 = OnnxPredictor.load(folder, precision="fp32").logits(texts)
+    raw = OnnxPredictor.load(folder, precision="int8-raw")
+    assert raw.refine is None
+    raw_logits = raw.logits(texts)
+    everything = OnnxPredictor.load(folder, precision="int8")
+    everything.refine_below = 1.01  # every text is unsure: all answers come from fp32
+    np.testing.assert_allclose(everything.logits(texts), fp32, atol=1e-6)
+    assert everything.refined == len(texts)
+    nothing = OnnxPredictor.load(folder, precision="int8")
+    nothing.refine_below = 0.0  # nobody is unsure: the raw int8 answers
+    np.testing.assert_array_equal(nothing.logits(texts), raw_logits)
+    assert nothing.refined == 0
+    meta = json.loads((folder / "enctune-onnx.json").read_text())
+    assert meta["refine_below"] == 0.6 and {"fp32", "int8", "int8-raw"} <= set(meta["check"])
+
+
+def test_export_of_a_hugging_face_classifier_folder(tiny_bert, tmp_path):
+    """The bench's predict row exports a plain ...ForSequenceClassification folder."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    cfg = BertConfig.from_pretrained(tiny_bert, num_labels=2, id2label={0: "neg", 1: "pos"},
+                                     label2id={"neg": 0, "pos": 1}, architectures=["BertForSequenceClassification"])
+    torch.manual_seed(1)
+    hf = tmp_path / "hf"
+    BertForSequenceClassification(cfg).save_pretrained(hf)
+    AutoTokenizer.from_pretrained(tiny_bert).save_pretrained(hf)
+    data = write_jsonl(tmp_path / "check.jsonl", make_rows(30, seed=8))
+    assert main(["export", str(hf), "--out", str(tmp_path / "onnx"), "--check-data", str(data), "--quiet"]) == 0
+    meta = json.loads((tmp_path / "onnx" / "enctune-onnx.json").read_text())
+    assert meta["labels"] == ["neg", "pos"] and meta["check"]["fp32"]["n"] == 30
+    texts = _texts(10)
+    np.testing.assert_allclose(enctune.load(tmp_path / "onnx").predict_proba(texts),
+                               enctune.load(hf).predict_proba(texts), atol=1e-5)

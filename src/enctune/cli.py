@@ -306,7 +306,9 @@ def serve(
 ):
     """Serve model folders over HTTP: POST /predict, GET /health, /ready, /info, /docs."""
     from . import progress
-    from .serve.loading import is_onnx_folder
+    from .serve.loading import is_onnx_folder, require
+
+    require(("fastapi", "uvicorn"), "enctune serve")
     from .serve.server import Limits, build_app, load_models, parse_specs
 
     if all(is_onnx_folder(f) for _, f in parse_specs(folders)):
@@ -340,6 +342,9 @@ def export(
 ):
     """Export a model for onnxruntime (no PyTorch needed to run it) and check it against PyTorch."""
     _setup(quiet or as_json)
+    from .serve.loading import require
+
+    require(("onnx", "onnxruntime"), "enctune export")
     from .serve.export import FORMATS, export_onnx
 
     if fmt not in FORMATS:

@@ -10,11 +10,13 @@ Steps:
    attention, bias + GELU and residual + layer norm become single kernels); other encoders
    keep the plain graph, which onnxruntime still optimises when it loads it;
 4. with ``--quantize int8``, also write a dynamically quantised copy: int8 weights per
-   output channel, activations quantised on the fly (``model.int8.onnx``);
+   output channel, activations quantised on the fly (``model.int8.onnx``); it runs with
+   the fp32 model as a safety net for unsure texts (see ``onnx_predictor``);
 5. write the tokenizer, the label map and the settings (``enctune-onnx.json``), and the
    run's metrics, into a temporary folder renamed into place;
-6. check: predict the check texts with PyTorch and with every exported model, and record
-   label agreement and the largest probability difference in ``enctune-onnx.json``.
+6. check: predict the check texts with PyTorch and with every exported model (int8 with
+   and without the safety net: ``int8`` and ``int8-raw``), and record label agreement and
+   the largest probability difference in ``enctune-onnx.json``.
 
 Check texts: ``check_data`` when given, else the run's validation (or test) file named in
 its metrics.json, else a few built-in sentences; at most ``max_check`` of them.
@@ -128,7 +130,7 @@ def export_onnx(run: str, out: str, quantize: str | None = None, check_data: str
     """Export ``run`` to ``out``; returns the check ({precision: {n, agreement, max_probability_difference}})."""
     from .. import progress
     from ..model_folder import _replace_dir
-    from .onnx_predictor import OnnxPredictor
+    from .onnx_predictor import REFINE_BELOW, OnnxPredictor
     from .predictor import Predictor
 
     if quantize is not None and quantize not in QUANTIZE:
@@ -188,6 +190,7 @@ def export_onnx(run: str, out: str, quantize: str | None = None, check_data: str
             "max_length": encoder.max_length, "pad_token_id": encoder.tokenizer.pad_token_id,
             "padding_side": encoder.tokenizer.padding_side, "inputs": inputs, "opset": OPSET,
             "fused": fused, "model_files": files, "default_precision": "int8" if quantize else "fp32",
+            "refine_below": REFINE_BELOW if quantize else 0.0,
         }
         (tmp / ONNX_MARKER).write_text(json.dumps(settings, indent=2) + "\n")
         for f in (run_p / "metrics.json", run_p.parent / "metrics.json"):
@@ -198,7 +201,7 @@ def export_onnx(run: str, out: str, quantize: str | None = None, check_data: str
         progress.info(f"export: checking against PyTorch on {len(texts)} texts")
         ref = predictor.logits(texts, pairs)
         check = {}
-        for precision in files:
+        for precision in list(files) + (["int8-raw"] if "int8" in files else []):
             onnx_logits = OnnxPredictor.load(tmp, precision=precision).logits(texts, pairs)
             check[precision] = _compare(ref, onnx_logits)
         settings["check"] = check

@@ -14,6 +14,17 @@ from pathlib import Path
 ONNX_MARKER = "enctune-onnx.json"
 
 
+def require(modules: tuple[str, ...], what: str) -> None:
+    """UserError naming the ``serve`` extra when an optional package ``what`` needs is missing."""
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        from ..errors import UserError
+
+        raise UserError(f"{what} needs {', '.join(missing)}: pip install 'enctune[serve]'.")
+
+
 def is_onnx_folder(path: str | os.PathLike) -> bool:
     return (Path(path) / ONNX_MARKER).is_file()
 
@@ -26,6 +37,7 @@ def load(path: str | os.PathLike, precision: str | None = None):
     int8 model when there is one.
     """
     if is_onnx_folder(path):
+        require(("onnxruntime", "tokenizers"), "an ONNX folder")
         from .onnx_predictor import OnnxPredictor
 
         return OnnxPredictor.load(path, precision=precision)

@@ -29,3 +29,12 @@ def decode_classify(logits: np.ndarray, labels: list, label_type: str = "str") -
 
 
 DECODERS: dict[str, Callable[[np.ndarray, list, str], list[dict]]] = {"classify": decode_classify}
+
+
+def confidence_classify(logits: np.ndarray) -> np.ndarray:
+    """The top probability of each row: how sure the prediction is."""
+    return softmax(logits.astype(np.float64)).max(axis=-1)
+
+
+# tasks whose int8 predictions can be re-scored in fp32 where they are unsure (OnnxPredictor)
+CONFIDENCE: dict[str, Callable[[np.ndarray], np.ndarray]] = {"classify": confidence_classify}

@@ -12,6 +12,13 @@ Texts are tokenized exactly as ``Encoder.tokenize`` does (same tokenizer file, s
 truncation), sorted by length and cut into batches of at most ``TOKENS_PER_BATCH`` padded
 tokens, so short texts share large batches and padding stays small. Outputs come back in
 input order and are decoded by the same rule as the task's ``decode``.
+
+int8 with a safety net: dynamic int8 quantisation moves probabilities by up to a few
+hundredths, which flips the label of texts near the decision boundary. With ``int8`` (and
+an fp32 model beside it), every text whose int8 top probability is below ``refine_below``
+(``enctune-onnx.json``, default 0.6) is scored again by the fp32 model, and that answer is
+kept. Confident texts, usually the large majority, pay only the int8 price. ``int8-raw``
+turns the safety net off.
 """
 
 from __future__ import annotations
@@ -23,10 +30,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from .onnx_decode import DECODERS
+from .onnx_decode import CONFIDENCE, DECODERS
 
 TOKENS_PER_BATCH = 8192
-ONNX_PRECISIONS = ("fp32", "int8", "fastest")
+ONNX_PRECISIONS = ("fp32", "int8", "int8-raw", "fastest")
+REFINE_BELOW = 0.6
 
 
 class OnnxTask:
@@ -83,9 +91,9 @@ class OnnxPredictor:
             precision = "int8" if "int8" in files else "fp32"
         if precision not in ONNX_PRECISIONS:
             raise UserError(f"precision '{precision}': an ONNX folder runs in one of {', '.join(files)}.")
-        if precision not in files:
+        if precision.removesuffix("-raw") not in files:
             raise UserError(f"{folder}: has no {precision} model (it holds {', '.join(files)}); export the run "
-                            f"again with --quantize {precision}.")
+                            f"again with --quantize int8.")
         self.precision = precision
         self.task = OnnxTask(meta["task"], meta["labels"], meta.get("label_type", "str"))
         try:
@@ -100,12 +108,21 @@ class OnnxPredictor:
         opts.intra_op_num_threads = threads or default_threads()
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
-        path = folder / files[precision]
-        try:
-            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        except Exception as e:
-            raise UserError(f"{path}: onnxruntime could not load it ({e}).") from None
+
+        def session(name: str):
+            path = folder / files[name]
+            try:
+                return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+            except Exception as e:
+                raise UserError(f"{path}: onnxruntime could not load it ({e}).") from None
+
+        self.session = session(precision.removesuffix("-raw"))
         self.inputs = [i.name for i in self.session.get_inputs()]
+        self.refine_below = float(meta.get("refine_below", REFINE_BELOW))
+        self.refine = None  # the fp32 session that re-scores unsure int8 predictions
+        if precision == "int8" and "fp32" in files and self.refine_below > 0 and meta["task"] in CONFIDENCE:
+            self.refine = session("fp32")
+        self.refined = 0  # texts re-scored so far
 
     @classmethod
     def load(cls, path: str | os.PathLike, precision: str | None = None, threads: int | None = None) -> OnnxPredictor:
@@ -148,11 +165,22 @@ class OnnxPredictor:
         if not texts:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         ids, types = self.tokenize(texts, pairs)
-        lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+        out = self._run(self.session, ids, types, np.arange(len(ids)), batch_size, progress)
+        if self.refine is not None:
+            unsure = np.flatnonzero(CONFIDENCE[self.task.name](out) < self.refine_below)
+            if len(unsure):
+                out[unsure] = self._run(self.refine, ids, types, unsure, batch_size)[unsure]
+                self.refined += len(unsure)
+        return out
+
+    def _run(self, session, ids, types, rows: np.ndarray, batch_size: int, progress=None) -> np.ndarray:
+        """Logits of ``rows`` (others stay zero), in length-sorted token-budget batches."""
+        lengths = np.fromiter((len(ids[i]) for i in rows), dtype=np.int64, count=len(rows))
         pad, left = int(self.meta["pad_token_id"]), self.meta.get("padding_side") == "left"
-        out = None
-        for idx in _budget_batches(lengths, TOKENS_PER_BATCH, batch_size):
-            width = int(lengths[idx].max())
+        out = np.zeros((len(ids), len(self.labels)), dtype=np.float32)
+        for batch in _budget_batches(lengths, TOKENS_PER_BATCH, batch_size):
+            idx = rows[batch]
+            width = int(lengths[batch].max())
             feed = {"input_ids": np.full((len(idx), width), pad, dtype=np.int64),
                     "attention_mask": np.zeros((len(idx), width), dtype=np.int64),
                     "token_type_ids": np.zeros((len(idx), width), dtype=np.int64)}
@@ -162,10 +190,7 @@ class OnnxPredictor:
                 feed["input_ids"][r, sl] = ids[i]
                 feed["attention_mask"][r, sl] = 1
                 feed["token_type_ids"][r, sl] = types[i]
-            logits = self.session.run(["logits"], {k: feed[k] for k in self.inputs})[0]
-            if out is None:
-                out = np.zeros((len(texts), logits.shape[-1]), dtype=np.float32)
-            out[idx] = logits
+            out[idx] = session.run(["logits"], {k: feed[k] for k in self.inputs})[0]
             if progress is not None:
                 progress(len(idx))
         return out
