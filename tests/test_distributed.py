@@ -98,18 +98,20 @@ def test_two_processes_train_like_one_with_the_same_global_batch(tiny_bert_no_dr
     assert not list(tmp_path.glob(".two.tmp-*"))  # one writer, nothing left half-written
 
 
-def test_two_processes_probe_shares_the_encoding_and_trains_like_one(tiny_bert, sentiment_dir, tmp_path,
+def test_two_processes_probe_shares_the_encoding_and_trains_like_one(tiny_bert_std, sentiment_dir, tmp_path,
                                                                      monkeypatch):
     monkeypatch.setenv("ENCTUNE_CACHE", str(tmp_path / "cache"))
-    # no early stopping: a float-level difference in the features could move the stopping point by one epoch
-    args = ["--data", str(sentiment_dir), "--model", str(tiny_bert), "--strategy", "probe", "--epochs", "20",
+    # no early stopping: a float-level difference in the features could move the stopping point by one epoch.
+    # tiny_bert_std: its frozen features separate the toy classes, so predictions are not coin flips that a
+    # float-level difference could turn
+    args = ["--data", str(sentiment_dir), "--model", str(tiny_bert_std), "--strategy", "probe", "--epochs", "20",
             "--batch-size", "16", "--seed", "5", "--patience", "100"]
     p = torchrun("train", *args, "--out", str(tmp_path / "two"), "--quiet", env={"ENCTUNE_CACHE": str(tmp_path / "cache")})
     assert p.returncode == 0, p.stderr[-3000:]
     two = json.loads((tmp_path / "two" / "metrics.json").read_text())
     assert two["costs"]["cache_hits"] == 0 and two["costs"]["processes"] == 2
     monkeypatch.setenv("ENCTUNE_CACHE", str(tmp_path / "cache1"))
-    one = enctune.train(data=str(sentiment_dir), out=str(tmp_path / "one"), model=str(tiny_bert), strategy="probe",
+    one = enctune.train(data=str(sentiment_dir), out=str(tmp_path / "one"), model=str(tiny_bert_std), strategy="probe",
                         epochs=20, batch_size=16, seed=5, patience=100).metrics
     # the features the two processes encoded (each its share, gathered) are those one process computes
     two_files = sorted((tmp_path / "cache" / "features").glob("*.npy"))

@@ -191,6 +191,7 @@ def export_onnx(run: str, out: str, quantize: str | None = None, check_data: str
             "padding_side": encoder.tokenizer.padding_side, "inputs": inputs, "opset": OPSET,
             "fused": fused, "model_files": files, "default_precision": "int8" if quantize else "fp32",
             "refine_below": REFINE_BELOW if quantize else 0.0,
+            "temperature": meta.get("temperature"),  # calibration: logits / T, as the PyTorch predictor does
         }
         (tmp / ONNX_MARKER).write_text(json.dumps(settings, indent=2) + "\n")
         for f in (run_p / "metrics.json", run_p.parent / "metrics.json"):

@@ -171,6 +171,9 @@ class OnnxPredictor:
             if len(unsure):
                 out[unsure] = self._run(self.refine, ids, types, unsure, batch_size)[unsure]
                 self.refined += len(unsure)
+        t = self.meta.get("temperature")
+        if t and self.task.name == "classify":  # calibrated, as the run's PyTorch predictor returns them
+            out = (out / np.float32(t)).astype(np.float32)
         return out
 
     def _run(self, session, ids, types, rows: np.ndarray, batch_size: int, progress=None) -> np.ndarray:
