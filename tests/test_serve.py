@@ -208,7 +208,8 @@ def test_cli_serve_binds_loopback_with_a_token_from_the_environment(runs):
             time.sleep(0.2)
         assert httpx.post(f"{url}/predict", json={"text": "good"}).status_code == 401
         r = httpx.post(f"{url}/predict", json={"text": "great superb"}, headers={"Authorization": f"Bearer {TOKEN}"})
-        assert r.status_code == 200 and r.json()[0]["label"] == "positive"
+        expected = enctune.load(runs["single"]).predict(["great superb"])[0]["label"]
+        assert r.status_code == 200 and r.json()[0]["label"] == expected
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -168,7 +168,8 @@ def fit(model: nn.Module, loader, loss_fn: Callable, evaluate: Callable, cfg: Lo
         return total_loss
 
     model.train()
-    running, seen_in_window, window_t = None, 0, time.perf_counter()
+    # the smoothed loss travels in ``pos`` so that a resumed run records the same history
+    running, seen_in_window, window_t = pos.get("running"), 0, time.perf_counter()
     with progress.bar(cfg.description, total=total, status=True) as pbar:
         pbar.advance(result.steps)
         while pos["epoch"] < cfg.epochs and not pos["stop"]:
@@ -181,6 +182,7 @@ def fit(model: nn.Module, loader, loss_fn: Callable, evaluate: Callable, cfg: Lo
                 pos["batch"] = start + len(group)
                 seen_in_window += sum(len(idx) for idx in group)
                 running = loss if running is None else 0.9 * running + 0.1 * loss
+                pos["running"] = running
                 rate = seen_in_window / max(time.perf_counter() - window_t, 1e-9)
                 pbar.advance(1, status=f"loss {running:.4f}  {rate:.0f} ex/s")
                 if result.steps % max(1, total // 200) == 0 or result.steps == 1:
