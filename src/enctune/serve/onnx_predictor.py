@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
+from .inputs import check_inputs
 from .onnx_decode import CONFIDENCE, DECODERS
 
 TOKENS_PER_BATCH = 8192
@@ -144,15 +145,7 @@ class OnnxPredictor:
         return self.task.labels
 
     def _check_pairs(self, texts, pairs):
-        if isinstance(texts, str):
-            texts = [texts]
-        if isinstance(pairs, str):
-            pairs = [pairs]
-        if self.meta.get("columns", {}).get("pair") and pairs is None:
-            raise UserError("this model was trained on text pairs: give text_pairs as well.")
-        if pairs is not None and len(pairs) != len(texts):
-            raise UserError(f"{len(texts)} texts but {len(pairs)} text pairs; expected one pair per text.")
-        return list(texts), (list(pairs) if pairs is not None else None)
+        return check_inputs(texts, pairs, self.meta)
 
     def tokenize(self, texts: list[str], pairs: list[str] | None = None):
         """Token ids and token type ids per text, unpadded."""

@@ -31,6 +31,7 @@ from ..errors import UserError
 from ..model import TaskModel, batched_logits
 from ..model_folder import find_model_folder, read_head_state, read_meta
 from ..tasks import TASKS
+from .inputs import check_inputs
 
 PREDICT_PRECISIONS = ("fp32", "bf16", "int8", "fastest", "auto")
 TOKENS_PER_BATCH = 8192  # padded tokens per prediction batch: big enough for efficient matrix products
@@ -136,16 +137,7 @@ class Predictor:
         return self.task.labels
 
     def _check_pairs(self, texts, pairs):
-        if isinstance(texts, str):
-            texts = [texts]
-        if isinstance(pairs, str):
-            pairs = [pairs]
-        needs_pair = bool(self.meta.get("columns", {}).get("pair"))
-        if needs_pair and pairs is None:
-            raise UserError("this model was trained on text pairs: give text_pairs as well.")
-        if pairs is not None and len(pairs) != len(texts):
-            raise UserError(f"{len(texts)} texts but {len(pairs)} text pairs; expected one pair per text.")
-        return list(texts), (list(pairs) if pairs is not None else None)
+        return check_inputs(texts, pairs, self.meta)
 
     def outputs(self, prepared, batch_size: int = 256, progress=None):
         """The model's outputs for prepared inputs: (N, C) logits, or one (T_i, C) array per input."""
