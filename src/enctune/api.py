@@ -30,16 +30,16 @@ import torch
 
 from . import __version__, progress
 from .atomic import atomic_write_text
-from .config import TrainConfig, make_config
+from .config import TrainConfig, budget_seconds, make_config
 from .data import Examples, load_splits, load_texts
 from .encoders import Encoder
 from .encoders.cache import texts_hash
 from .errors import UserError
-from .model import TaskModel, batched_logits, head_logits
+from .model import TaskModel
 from .model_folder import _replace_dir, find_model_folder, write_model_folder
-from .serve.predictor import TOKENS_PER_BATCH, Predictor
+from .serve.predictor import Predictor
 from .serve.predictor import embed as _embed
-from .strategies import STRATEGIES, RunContext, choose_strategy
+from .strategies import STRATEGIES, RunContext, choose_strategy, split_outputs
 from .tasks import TASKS, Prepared
 from .training import distributed
 from .training.checkpoint import Checkpointer
@@ -138,10 +138,12 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
         task.class_weights = task.balanced_weights(prepared["train"].targets, len(task.labels))
 
     strategy_name, reason = cfg.strategy, "chosen with --strategy"
-    if strategy_name == "auto":
+    budget = budget_seconds(cfg.budget) if cfg.budget else None
+    est = _estimates(cfg, task, encoder, prepared)
+    if strategy_name == "auto" and budget is None:
         n_params = sum(p.numel() for p in encoder.parameters())
         strategy_name, reason = choose_strategy(task, splits.train, int(prepared["train"].tokens.lengths().sum()),
-                                                n_params, cfg.epochs or STRATEGIES["full"].epochs)
+                                                n_params, cfg.epochs or STRATEGIES["full"].epochs, est=est)
     labels_note = f"{len(task.labels)} labels; " if task.labels else ""
     progress.info(f"task {task.name} ({splits.task_reason}): {labels_note}train {len(splits.train)}, validation "
                   f"{len(splits.validation)}{' (carved from train)' if splits.validation_carved else ''}"
@@ -154,7 +156,8 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
                                                    {k: p.targets for k, p in prepared.items()}, precision)
         progress.info(f"layer {encoder.layer}: the best validation score of a linear probe on each layer")
     progress.info(f"encoder {cfg.model} ({encoder.pooling} pooling, max length {encoder.max_length}, "
-                  f"{precision}); strategy {strategy_name}: {reason}")
+                  f"{precision}); strategy {strategy_name}"
+                  + (f": {reason}" if budget is None else f" (a ladder within {cfg.budget})"))
 
     checkpoints = None
     if cfg.checkpoint_every or cfg.resume:
@@ -166,19 +169,19 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
         progress.info(f"{out / 'checkpoints'} holds a checkpoint of an unfinished run; starting afresh "
                       "(pass --resume to continue it instead).")
     ctx = RunContext(cfg, encoder, task, splits, prepared, precision, checkpoints)
-    result = STRATEGIES[strategy_name]().run(ctx)
+    strategy_table = None
+    if budget is not None:
+        from .strategies.ladder import run_ladder
+
+        result, strategy_name, reason, strategy_table = run_ladder(ctx, budget, est)
+        progress.info(f"strategy {strategy_name}: {reason}")
+    else:
+        result = STRATEGIES[strategy_name]().run(ctx)
+    encoder = result.encoder or encoder
+    _head_kind(task, result.head)
 
     model = TaskModel(encoder, result.head, task.level)
-    outputs = {}
-    for split in ("validation", "test"):
-        if named[split] is None:
-            continue
-        if split in result.features:  # a frozen encoder: its features are already computed
-            outputs[split] = head_logits(result.head, result.features[split])
-        else:  # each process scores its share of the rows
-            tokens = prepared[split].tokens
-            outputs[split] = distributed.gather_rows(len(tokens), lambda idx, tokens=tokens: batched_logits(
-                model, encoder, tokens.subset(idx), 256, "fp32", max_tokens=TOKENS_PER_BATCH))
+    outputs = {split: split_outputs(result, ctx, split) for split in ("validation", "test") if named[split] is not None}
     fitted = task.after_fit(outputs["validation"], prepared["validation"], named["validation"])
     scores = {split: task.evaluate_outputs(out, prepared[split], named[split]) for split, out in outputs.items()}
     predictor = Predictor(model, encoder, task, {}, precision="fp32")
@@ -229,6 +232,10 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
         },
         "environment": {"enctune": __version__, "torch": torch.__version__, "python": platform.python_version()},
     }
+    if strategy_table is not None:
+        metrics["strategy_table"] = strategy_table
+    metrics["estimates"] = {k: {"seconds": round(e.seconds, 1), "memory_mb": round(e.memory_mb),
+                                "trainable_params": e.trainable_params} for k, e in est.items()}
     for key, value in (("calibration", calibration), ("cv", cv), ("layer_choice", layer_choice),
                        ("added", added)):
         if value is not None:
@@ -250,6 +257,27 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
         progress.info(f"wrote {out}")
     distributed.barrier()
     return Run(out, metrics, predictor)
+
+
+def _estimates(cfg: TrainConfig, task, encoder: Encoder, prepared: dict) -> dict:
+    from .strategies import estimates
+
+    n_train = int(prepared["train"].tokens.lengths().sum())
+    n_eval = sum(int(p.tokens.lengths().sum()) for k, p in prepared.items() if k != "train")
+    return estimates(task, n_train, n_eval, sum(p.numel() for p in encoder.parameters()), encoder.num_layers,
+                     encoder.hidden_size, cfg.epochs or STRATEGIES["full"].epochs, cfg.unfreeze_layers,
+                     len(prepared["train"]))
+
+
+def _head_kind(task, head) -> None:
+    """Record in the task's options whether the saved head is a cosine head (started from label
+    descriptions), so that loading rebuilds the same module."""
+    from .tasks.base import CosineLinear
+
+    if any(isinstance(m, CosineLinear) for m in head.modules()):
+        task.options["head"] = "cosine"
+    else:
+        task.options.pop("head", None)
 
 
 def _model_card(meta: dict, metrics: dict) -> str:

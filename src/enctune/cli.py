@@ -50,7 +50,29 @@ def train(
     model: str | None = Opt(None, "--model", help="Encoder: 'default', a local folder or a hub id."),
     task: str | None = Opt(None, "--task", help="auto, classify, multilabel, regress, tag or extract "
                                                    "[default: auto, from the data's shape]."),
-    strategy: str | None = Opt(None, "--strategy", help="auto, full or probe [default: auto]."),
+    strategy: str | None = Opt(None, "--strategy", help="auto, zeroshot, probe, fewshot, partial, lora or full "
+                                                         "[default: auto: the advisor's choice; with --budget, a ladder]."),
+    budget: str | None = Opt(None, "--budget", help="auto: try strategies cheapest first within this time "
+                                                    "(90s, 10m, 1h) and keep the best on validation."),
+    labels: str | None = Opt(None, "--labels", help="Label descriptions: 'pos: a happy customer|loved it;neg: an "
+                                                    "angry customer' (zeroshot, and the head's start)."),
+    template: str | None = Opt(None, "--template", help="Instruction around each description, e.g. "
+                                                        "'This review is {}.'"),
+    init_head: str | None = Opt(None, "--init-head", help="random, labels (from the descriptions) or auto "
+                                                          "[labels when --labels is given]."),
+    zeroshot_mode: str | None = Opt(None, "--zeroshot-mode", help="similarity, cloze (masked-LM encoders) or auto."),
+    unfreeze_layers: int | None = Opt(None, "--unfreeze-layers", help="partial: top layers that train "
+                                                                      "[a third of them]."),
+    layer_lr_decay: float | None = Opt(None, "--layer-lr-decay", help="partial/full: learning rate x this per "
+                                                                      "layer down (e.g. 0.8)."),
+    lora_r: int | None = Opt(None, "--lora-r", help="lora: adapter rank [8]."),
+    lora_alpha: float | None = Opt(None, "--lora-alpha", help="lora: scaling alpha [16]."),
+    lora_dropout: float | None = Opt(None, "--lora-dropout", help="lora: adapter dropout [0.1]."),
+    lora_targets: str | None = Opt(None, "--lora-targets", help="lora: comma-separated module names "
+                                                                "[every linear layer of the encoder blocks]."),
+    fewshot_pairs: int | None = Opt(None, "--fewshot-pairs", help="fewshot: contrastive pairs to draw [auto]."),
+    keep: str | None = Opt(None, "--keep", help="best, last or auto [best unless validation is a tiny split "
+                                                "carved from train]."),
     text_column: str | None = Opt(None, "--text-column"),
     text_pair_column: str | None = Opt(None, "--text-pair-column"),
     label_column: str | None = Opt(None, "--label-column"),
@@ -128,6 +150,14 @@ def _print_metrics(metrics: dict) -> None:
             cal = (metrics.get("calibration") or {}).get(split)
             print(f"{split}: {_summary(metrics['task'], m)}"
                   + (f"  ECE {cal['ece_before']:.4f} -> {cal['ece_after']:.4f} calibrated" if cal else ""))
+    table = metrics.get("strategy_table")
+    if table:
+        print(f"{'strategy':<10} {'validation':>10} {'seconds':>8} {'trainable':>12}  status")
+        for r in table:
+            score = f"{r['score']:.4f}" if "score" in r else "-"
+            secs = f"{r['seconds']:.0f}" if "seconds" in r else "-"
+            tp = f"{r['trainable_params']:,}" if r.get("trainable_params") is not None else "-"
+            print(f"{r['strategy']:<10} {score:>10} {secs:>8} {tp:>12}  {r['status']}")
     c = metrics["costs"]
     print(f"strategy {metrics['strategy']}; {c['wall_seconds']:.1f} s wall, {c['train_examples_per_second']:.0f} "
           f"train examples/s, peak memory {c['peak_rss_mb']:.0f} MB, {c['trainable_params']:,} of "

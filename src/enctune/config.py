@@ -24,7 +24,22 @@ class TrainConfig(BaseModel):
     test: str | None = None
     model: str = "default"
     task: Literal["auto", "classify", "multilabel", "regress", "tag", "extract"] = "auto"
-    strategy: Literal["auto", "full", "probe"] = "auto"
+    strategy: Literal["auto", "zeroshot", "probe", "fewshot", "partial", "lora", "full"] = "auto"
+    budget: str | None = None  # auto: a time budget ("10m", "90s", "1h") for the strategy ladder
+    # label descriptions ("positive: a happy customer|a great product;negative: ..."), for zeroshot and
+    # instruction-initialised heads; a label without one is described by its own name
+    labels: str | None = None
+    template: str | None = None  # instruction template around each description, e.g. "This review is {}."
+    init_head: Literal["auto", "random", "labels"] = "auto"  # auto: from the descriptions when --labels is given
+    zeroshot_mode: Literal["auto", "similarity", "cloze"] = "auto"  # cloze needs an encoder with its MLM head
+    unfreeze_layers: int | None = Field(default=None, ge=1, le=1000)  # partial: top layers that train [2]
+    layer_lr_decay: float | None = Field(default=None, gt=0, le=1)  # partial/full: lr x decay per layer down
+    lora_r: int = Field(default=8, ge=1, le=1024)
+    lora_alpha: float = Field(default=16.0, gt=0)
+    lora_dropout: float = Field(default=0.1, ge=0, lt=1)
+    lora_targets: str | None = None  # comma-separated module names [every linear layer of the encoder blocks]
+    fewshot_pairs: int | None = Field(default=None, ge=2)  # fewshot: contrastive pairs to draw [auto]
+    keep: Literal["auto", "best", "last"] = "auto"  # weights to keep: auto = best unless validation is tiny
     text_column: str | None = None
     text_pair_column: str | None = None
     label_column: str | None = None
@@ -75,12 +90,40 @@ class TrainConfig(BaseModel):
             raise ValueError("--layer best picks a layer for a frozen encoder: use it with --strategy probe")
         return self
 
+    @model_validator(mode="after")
+    def _combinations(self):
+        if self.budget is not None:
+            budget_seconds(self.budget)  # raises on a malformed budget
+            if self.strategy != "auto":
+                raise ValueError("--budget runs the strategy ladder of --strategy auto; drop --strategy "
+                                 f"{self.strategy} or --budget")
+        if self.template is not None and self.template.count("{}") != 1:
+            raise ValueError(f"--template {self.template!r}: must hold '{{}}' exactly once (where the label's "
+                             "description goes)")
+        if self.init_head == "labels" and self.strategy == "zeroshot":
+            raise ValueError("--init-head labels is what zeroshot does already; drop it")
+        if self.unfreeze_layers is not None and self.strategy not in ("partial", "auto"):
+            raise ValueError(f"--unfreeze-layers is for --strategy partial, not {self.strategy}")
+        if self.layer_lr_decay is not None and self.strategy not in ("partial", "full", "auto"):
+            raise ValueError(f"--layer-lr-decay is for --strategy partial or full, not {self.strategy}")
+        return self
+
     @field_validator("data", "out")
     @classmethod
     def _not_blank(cls, v: str) -> str:
         if not str(v).strip():
             raise ValueError("must not be empty")
         return v
+
+
+def budget_seconds(text: str) -> float:
+    """'90s', '10m', '1.5h' or a bare number of seconds -> seconds (> 0); ValueError otherwise."""
+    import re
+
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", str(text).lower())
+    if not m or float(m.group(1)) <= 0:
+        raise ValueError(f"--budget {text!r}: expected a duration such as 90s, 10m or 1h")
+    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
 
 
 def _flag(field: str) -> str:

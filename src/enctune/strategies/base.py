@@ -17,10 +17,15 @@ from torch import nn
 from ..config import TrainConfig
 from ..data import Splits
 from ..encoders import Encoder, Tokenized
+from ..errors import UserError
 from ..tasks import Task
 from ..tasks.base import Prepared
 from ..training.checkpoint import Checkpointer
-from ..training.loop import LoopResult
+from ..training.loop import LoopConfig, LoopResult
+
+SMALL_VALIDATION = 50  # rows: below this a validation split carved from train does not rank checkpoints
+MIN_STEPS = 32  # optimizer steps a default schedule gives a small training set (at most MAX_FLOOR_EPOCHS)
+MAX_FLOOR_EPOCHS = 20
 
 
 @dataclass
@@ -32,6 +37,45 @@ class RunContext:
     prepared: dict[str, Prepared]  # "train", "validation", optionally "test": model inputs and targets
     precision: str
     checkpoints: Checkpointer | None = None  # --checkpoint-every / --resume
+    deadline: float | None = None  # time.monotonic() when the --budget ladder's time is up
+
+    def keep_best(self) -> bool:
+        """Rank evaluations (and stop early) only on a validation split big enough to rank with: a split
+        carved from a few dozen training rows moves by whole examples and would end training at noise."""
+        if self.cfg.keep != "auto":
+            return self.cfg.keep == "best"
+        return not (self.splits.validation_carved and len(self.splits.validation) < SMALL_VALIDATION)
+
+    def loop_config(self, epochs: int, lr: float, description: str, **overrides) -> LoopConfig:
+        """The loop settings every trainable strategy shares, from the run's config."""
+        cfg, keep = self.cfg, self.keep_best()
+        settings = dict(epochs=epochs, lr=lr, weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio,
+                        grad_accum=cfg.grad_accum, max_grad_norm=cfg.max_grad_norm, patience=cfg.patience,
+                        eval_every=cfg.eval_every, precision=self.precision, seed=cfg.seed,
+                        max_tokens_per_batch=cfg.max_tokens_per_batch, description=description,
+                        deadline=self.deadline, keep_best=keep, early_stopping=keep)
+        settings.update(overrides)
+        return LoopConfig(**settings)
+
+    def build_head(self):
+        """The task's head, started from the label descriptions when ``--init-head`` asks for it (or, with
+        ``auto``, when ``--labels`` gives descriptions); returns (head, label embeddings or None)."""
+        cfg, task = self.cfg, self.task
+        want = cfg.init_head == "labels" or (cfg.init_head == "auto" and cfg.labels is not None)
+        if want and task.name != "classify":
+            if cfg.init_head == "labels":
+                raise UserError(f"--init-head labels: only for classify, not the '{task.name}' task.")
+            want = False
+        if not want:
+            task.options.pop("head", None)
+            return task.build_head(self.encoder.hidden_size, cfg.dropout), None
+        from .labels import init_head_from_labels, label_embeddings
+
+        task.options["head"] = "cosine"
+        head = task.build_head(self.encoder.hidden_size, cfg.dropout)
+        emb = label_embeddings(self.encoder, task, cfg.labels, cfg.template, self.precision)
+        init_head_from_labels(head, emb)
+        return head, emb
 
     @property
     def tokens(self) -> dict[str, Tokenized]:
@@ -55,6 +99,23 @@ class StrategyResult:
     encoder_trained: bool
     features: dict[str, np.ndarray] = field(default_factory=dict)  # split -> pooled features
     costs: dict = field(default_factory=dict)
+    encoder: Encoder | None = None  # the encoder the head sits on, when not the run's (a ladder rung's copy)
+
+
+def split_outputs(result: StrategyResult, ctx: RunContext, split: str):
+    """Model outputs on one split: from cached features when the encoder stayed frozen, else a forward
+    pass (each process scores its share of the rows)."""
+    from ..model import TaskModel, batched_logits, head_logits
+    from ..serve.predictor import TOKENS_PER_BATCH
+    from ..training import distributed
+
+    if split in result.features:
+        return head_logits(result.head, result.features[split])
+    encoder = result.encoder or ctx.encoder
+    model = TaskModel(encoder, result.head, ctx.task.level)
+    tokens = ctx.prepared[split].tokens
+    return distributed.gather_rows(len(tokens), lambda idx: batched_logits(
+        model, encoder, tokens.subset(idx), 256, "fp32", max_tokens=TOKENS_PER_BATCH))
 
 
 class Strategy:
@@ -66,12 +127,19 @@ class Strategy:
     def run(self, ctx: RunContext) -> StrategyResult:
         raise NotImplementedError
 
-    def hyper(self, cfg: TrainConfig, task: Task | None = None) -> tuple[int, float, int]:
+    step_floor: ClassVar[bool] = False  # default epochs raised so a small train set gets MIN_STEPS steps
+
+    def hyper(self, cfg: TrainConfig, task: Task | None = None, n_train: int | None = None) -> tuple[int, float, int]:
         """Epochs, learning rate and batch size: the user's when given, else the task's for this
-        strategy, else this strategy's."""
+        strategy, else this strategy's. Without ``--epochs``, a strategy with a step floor trains a small
+        set for at least MIN_STEPS optimizer steps (3 epochs of 64 examples would be 6 steps)."""
         d = task.defaults.get(self.name, {}) if task is not None else {}
-        return (cfg.epochs or d.get("epochs", self.epochs), cfg.lr or d.get("lr", self.lr),
-                cfg.batch_size or d.get("batch_size", self.batch_size))
+        epochs, lr = cfg.epochs or d.get("epochs", self.epochs), cfg.lr or d.get("lr", self.lr)
+        batch_size = cfg.batch_size or d.get("batch_size", self.batch_size)
+        if self.step_floor and not cfg.epochs and n_train:
+            steps_per_epoch = -(-n_train // (batch_size * cfg.grad_accum))
+            epochs = max(epochs, min(MAX_FLOOR_EPOCHS, -(-MIN_STEPS // steps_per_epoch)))
+        return epochs, lr, batch_size
 
 
 STRATEGIES: dict[str, type[Strategy]] = {}

@@ -1,11 +1,17 @@
-"""``full``: every encoder parameter and the head train together.
+"""``full``: every encoder parameter and the head train together; the base of ``partial`` and ``lora``.
 
 Batches are length-bucketed and padded per batch; the loop evaluates on validation twice
 an epoch and keeps the best weights. Cost per token is about 6 N FLOPs (forward 2 N,
 backward 4 N) for N non-embedding parameters, plus attention.
+
+Layer-wise learning-rate decay (``--layer-lr-decay d``): the head and anything above the
+last layer train at the base rate, layer i of L at d^(L - i + 1) times it, the embeddings
+at d^(L + 1): lower layers hold general features that small data should move least.
 """
 
 from __future__ import annotations
+
+import re
 
 import torch
 from torch.utils.data import DataLoader
@@ -13,15 +19,35 @@ from torch.utils.data import DataLoader
 from ..model import TaskModel, batched_logits
 from ..training.batching import LengthBucketSampler
 from ..training.distributed import gather_rows, rank_world
-from ..training.loop import LoopConfig, fit
+from ..training.loop import fit
 from ..training.memory import Shape, check_fits
 from .base import RunContext, Strategy, StrategyResult, count_params, register
+
+_LAYER = re.compile(r"\.(?:layer|layers|h|block|blocks)\.(\d+)\.")
+_EMBEDDING = re.compile(r"embed|\.wte\.|\.wpe\.")
 
 
 def non_embedding_params(encoder) -> int:
     emb = encoder.model.get_input_embeddings()
     n_emb = sum(p.numel() for p in emb.parameters()) if emb is not None else 0
     return sum(p.numel() for p in encoder.parameters()) - n_emb
+
+
+def layer_depth(name: str, n_layers: int) -> int:
+    """0 for embeddings, i + 1 for transformer block i, n_layers + 1 for everything above (final norm, head)."""
+    m = _LAYER.search(name)
+    if m:
+        return int(m.group(1)) + 1
+    if _EMBEDDING.search(name):
+        return 0
+    return n_layers + 1
+
+
+def layer_lr_scales(model: torch.nn.Module, n_layers: int, decay: float | None) -> dict[str, float] | None:
+    if decay is None or decay == 1.0:
+        return None
+    return {name: decay ** (n_layers + 1 - layer_depth(name, n_layers))
+            for name, p in model.named_parameters() if p.requires_grad}
 
 
 def _activation_checkpointing(model, on: bool) -> None:
@@ -43,21 +69,35 @@ class FullStrategy(Strategy):
     epochs = 3
     lr = 1e-4
     batch_size = 32
+    step_floor = True
 
-    def run(self, ctx: RunContext) -> StrategyResult:
-        cfg, enc, task = ctx.cfg, ctx.encoder, ctx.task
-        epochs, lr, batch_size = self.hyper(cfg, task)
-        head = task.build_head(enc.hidden_size, cfg.dropout)
-        model = TaskModel(enc, head, task.level)
+    def select_trainable(self, ctx: RunContext, model: TaskModel) -> None:
+        """Set ``requires_grad`` on what trains. Full: everything but (by default) the word embeddings."""
         for p in model.parameters():
             p.requires_grad_(True)
-        if cfg.freeze_embeddings:
+        if ctx.cfg.freeze_embeddings:
             # The word-embedding matrix is half of a small encoder's parameters; rows of words absent from
             # the task data get no gradient anyway, and keeping it fixed saves its dense gradient and
             # optimizer state on every step.
-            emb = enc.model.get_input_embeddings()
+            emb = ctx.encoder.model.get_input_embeddings()
             if emb is not None:
                 emb.weight.requires_grad_(False)
+
+    def costs(self, ctx: RunContext, model: TaskModel, tokens: int) -> dict:
+        trainable, total = count_params(model)
+        return {"trainable_params": trainable, "total_params": total,
+                "train_flops_estimate": 6 * non_embedding_params(ctx.encoder) * tokens}
+
+    def run(self, ctx: RunContext) -> StrategyResult:
+        cfg, task = ctx.cfg, ctx.task
+        epochs, lr, batch_size = self.hyper(cfg, task, len(ctx.splits.train))
+        head, _ = ctx.build_head()
+        self.wrap_encoder(ctx)
+        enc = ctx.encoder
+        model = TaskModel(enc, head, task.level)
+        self.select_trainable(ctx, model)
+        for p in head.parameters():
+            p.requires_grad_(True)
         trainable, total = count_params(model)
         mc = enc.model.config
         shape = Shape(total, trainable, enc.hidden_size, enc.num_layers, int(getattr(mc, "num_attention_heads", 1)))
@@ -80,16 +120,15 @@ class FullStrategy(Strategy):
             score = ctx.score(outputs)
             return score, {task.primary_metric: score}
 
-        loop_cfg = LoopConfig(epochs=epochs, lr=lr, weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio,
-                              grad_accum=cfg.grad_accum, max_grad_norm=cfg.max_grad_norm, patience=cfg.patience,
-                              eval_every=cfg.eval_every, evals_per_epoch=2,
-                              precision=ctx.precision, seed=cfg.seed, max_tokens_per_batch=cfg.max_tokens_per_batch,
-                              description="full fine-tuning")
+        loop_cfg = ctx.loop_config(epochs, lr, self.description, evals_per_epoch=2,
+                                   lr_scales=layer_lr_scales(model, enc.num_layers, cfg.layer_lr_decay))
         result = fit(model, loader, task.loss, evaluate, loop_cfg, checkpoints=ctx.checkpoints)
         if cfg.gradient_checkpointing:
             _activation_checkpointing(enc.model, False)
-        trainable, total = count_params(model)
-        n = non_embedding_params(enc)
-        costs = {"trainable_params": trainable, "total_params": total,
-                 "train_flops_estimate": 6 * n * result.tokens}
-        return StrategyResult(head=model.head, loop=result, encoder_trained=True, costs=costs)
+        return StrategyResult(head=model.head, loop=result, encoder_trained=True,
+                              costs=self.costs(ctx, model, result.tokens))
+
+    description = "full fine-tuning"
+
+    def wrap_encoder(self, ctx: RunContext) -> None:
+        """Change the encoder's network before training (``lora`` adds adapters); nothing for full."""

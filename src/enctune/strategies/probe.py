@@ -17,9 +17,31 @@ from ..encoders.cache import cached_features
 from ..errors import UserError
 from ..model import HeadModel, head_logits
 from ..training.batching import ShuffledBatches
-from ..training.loop import LoopConfig, fit
+from ..training.loop import fit
 from .base import RunContext, Strategy, StrategyResult, count_params, register
 from .full import non_embedding_params
+
+PRIOR_STRENGTH = 256.0  # examples' worth of belief in a head started from label descriptions
+
+
+def prior_loss(loss_fn, head: torch.nn.Module, n_train: int):
+    """The task loss plus a Gaussian prior that pulls a label-initialised head back toward its start:
+
+        loss + (PRIOR_STRENGTH / n) * ||theta - theta_0||^2 / ||theta_0||^2
+
+    With a handful of examples the descriptions carry most of the evidence, so the head may move only
+    as far as the data insist; with thousands the prior fades (strength / n). Decaying toward zero
+    instead would erase what the descriptions said.
+    """
+    start = [p.detach().clone() for p in head.parameters()]
+    norm2 = sum(float((s ** 2).sum()) for s in start) or 1.0
+    strength = PRIOR_STRENGTH / max(n_train, 1)
+
+    def loss(logits, targets):
+        dist2 = sum(((p - s) ** 2).sum() for p, s in zip(head.parameters(), start, strict=True))
+        return loss_fn(logits, targets) + strength * dist2 / norm2
+
+    return loss
 
 
 @register
@@ -58,8 +80,11 @@ class ProbeStrategy(Strategy):
             features[split] = np.concatenate(vectors, axis=1) if len(vectors) > 1 else vectors[0]
         progress.info(f"features: {hits} cache hit(s) for {len(features)} split(s)")
 
-        head = task.build_head(enc.hidden_size, cfg.dropout)
+        head, label_emb = ctx.build_head()
         model = HeadModel(head)
+        loss_fn = task.loss
+        if label_emb is not None:
+            loss_fn = prior_loss(task.loss, head, len(features["train"]))
         x = torch.from_numpy(features["train"])
         y = ctx.targets["train"]
         # whole batches are sliced out of the feature matrix at once (no per-row collation)
@@ -73,11 +98,9 @@ class ProbeStrategy(Strategy):
             score = ctx.score(head_logits(m.head, val_x))
             return score, {task.primary_metric: score}
 
-        loop_cfg = LoopConfig(epochs=epochs, lr=lr, weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio,
-                              grad_accum=cfg.grad_accum, max_grad_norm=cfg.max_grad_norm,
-                              patience=max(cfg.patience, 10), precision="fp32", seed=cfg.seed,
-                              description="train head")
-        result = fit(model, loader, task.loss, evaluate, loop_cfg, checkpoints=ctx.checkpoints)
+        loop_cfg = ctx.loop_config(epochs, lr, "train head", patience=max(cfg.patience, 10), precision="fp32",
+                                   eval_every=None, max_tokens_per_batch=None)
+        result = fit(model, loader, loss_fn, evaluate, loop_cfg, checkpoints=ctx.checkpoints)
         trainable, _ = count_params(head)
         total = trainable + sum(p.numel() for p in enc.parameters())
         costs = {"trainable_params": trainable, "total_params": total, "cache_hits": hits,

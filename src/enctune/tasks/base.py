@@ -159,8 +159,33 @@ class PairFeatures(nn.Module):
         return torch.cat([u, v, (u - v).abs(), u * v], dim=-1)
 
 
-def linear_head(hidden_size: int, outputs: int, dropout: float, pair_mode: str) -> nn.Module:
-    """Dropout + linear, over the pooled vector (or the combined pair of vectors when encoded apart)."""
+class CosineLinear(nn.Module):
+    """Logits from cosine similarity: z_c = s * cos(h, w_c) + b_c, h (B, H), w (C, H).
+
+    The scale s = exp(log_scale) is learned (it starts at 20, where a cosine gap of 0.1 is a
+    factor e^2 in odds). The class vectors w_c can start from label descriptions' embeddings,
+    which makes the untrained head a zero-shot classifier (``strategies.labels``).
+    """
+
+    def __init__(self, hidden_size: int, outputs: int, scale: float = 20.0):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(outputs, hidden_size) * hidden_size ** -0.5)
+        self.bias = nn.Parameter(torch.zeros(outputs))
+        self.log_scale = nn.Parameter(torch.tensor(float(np.log(scale))))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        cos = nn.functional.normalize(h, dim=-1) @ nn.functional.normalize(self.weight, dim=-1).T  # (B, C)
+        return self.log_scale.exp() * cos + self.bias
+
+
+def linear_head(hidden_size: int, outputs: int, dropout: float, pair_mode: str, kind: str = "linear") -> nn.Module:
+    """Dropout + linear (or cosine: ``CosineLinear``), over the pooled vector (or the combined pair of
+    vectors when encoded apart)."""
+    if kind == "cosine":
+        if pair_mode == "bi":
+            raise UserError("a head started from label descriptions scores one text against each label; it "
+                            "does not take text pairs encoded apart (use --pair-mode cross or --init-head random).")
+        return nn.Sequential(nn.Dropout(dropout), CosineLinear(hidden_size, outputs))
     if pair_mode == "bi":
         return nn.Sequential(PairFeatures(), nn.Dropout(dropout), nn.Linear(4 * hidden_size, outputs))
     return nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden_size, outputs))

@@ -56,7 +56,8 @@ class ClassifyTask(Task):
         return ex.labels
 
     def build_head(self, hidden_size: int, dropout: float = 0.1) -> nn.Module:
-        return linear_head(hidden_size, len(self.labels), dropout, self.pair_mode)
+        # "head": "cosine" is set by strategies that start the head from label descriptions
+        return linear_head(hidden_size, len(self.labels), dropout, self.pair_mode, self.options.get("head", "linear"))
 
     def encode_labels(self, labels: list[str]) -> torch.Tensor:
         index = {lab: i for i, lab in enumerate(self.labels)}

@@ -51,6 +51,11 @@ class LoopConfig:
     seed: int = 42
     max_tokens_per_batch: int | None = None  # padded tokens per forward pass (memory cap)
     description: str = "train"
+    # per-parameter learning-rate multipliers by name (layer-wise decay); a missing name gets 1.0
+    lr_scales: dict[str, float] | None = None
+    deadline: float | None = None  # time.monotonic() after which training stops (the --budget ladder)
+    keep_best: bool = True  # restore the weights of the best evaluation (else keep the last)
+    early_stopping: bool = True  # stop after ``patience`` evaluations without improvement
 
 
 @dataclass
@@ -67,6 +72,7 @@ class LoopResult:
     eval_seconds: float = 0.0  # part of ``seconds`` spent evaluating
     stopped_early: bool = False
     resumed_at_step: int | None = None
+    out_of_time: bool = False  # stopped at the deadline
 
 
 def fit(model: nn.Module, loader, loss_fn: Callable, evaluate: Callable, cfg: LoopConfig,
@@ -85,9 +91,7 @@ def fit(model: nn.Module, loader, loss_fn: Callable, evaluate: Callable, cfg: Lo
         raise UserError("--checkpoint-every/--resume: checkpoints are written for one process or DDP; under "
                         f"{accelerator.distributed_type.value} each process holds only a shard of the model.")
     params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2]  # biases and norms are not decayed
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = param_groups(model, cfg.lr, cfg.weight_decay, cfg.lr_scales)
     # The fused kernel updates every parameter in one pass: ~6x less optimizer time on CPU than the loop.
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr, fused=_fused_ok(params))
     sampler, collate = loader.batch_sampler, loader.collate_fn
@@ -114,7 +118,8 @@ def fit(model: nn.Module, loader, loss_fn: Callable, evaluate: Callable, cfg: Lo
     def run_eval(epoch_float: float) -> bool:
         nonlocal best_state
         if result.history and result.history[-1]["step"] == result.steps:
-            return pos["evals_since_best"] >= cfg.patience  # nothing changed since the last evaluation
+            # nothing changed since the last evaluation
+            return cfg.early_stopping and pos["evals_since_best"] >= cfg.patience
         t_eval = time.perf_counter()
         model.eval()
         with torch.inference_mode(), autocast(device_type, cfg.precision):
@@ -130,7 +135,10 @@ def fit(model: nn.Module, loader, loss_fn: Callable, evaluate: Callable, cfg: Lo
             pos["evals_since_best"] = 0
         else:
             pos["evals_since_best"] += 1
-        return pos["evals_since_best"] >= cfg.patience
+        return cfg.early_stopping and pos["evals_since_best"] >= cfg.patience
+
+    def out_of_time() -> bool:
+        return cfg.deadline is not None and time.monotonic() > cfg.deadline
 
     def save_checkpoint() -> None:
         result.seconds = time.perf_counter() - t0
@@ -187,14 +195,17 @@ def fit(model: nn.Module, loader, loss_fn: Callable, evaluate: Callable, cfg: Lo
                 pbar.advance(1, status=f"loss {running:.4f}  {rate:.0f} ex/s")
                 if result.steps % max(1, total // 200) == 0 or result.steps == 1:
                     result.losses.append([result.steps, round(epoch + pos["batch"] / len(order), 4), round(running, 6)])
-                if pos["batch"] < len(order) and _eval_due(cfg, result.steps, pos["batch"], len(order)):
-                    pos["stop"] = run_eval(epoch + pos["batch"] / len(order))
+                if pos["batch"] < len(order) and (_eval_due(cfg, result.steps, pos["batch"], len(order))
+                                                  or out_of_time()):
+                    pos["stop"] = run_eval(epoch + pos["batch"] / len(order)) or out_of_time()
+                    result.out_of_time = out_of_time()
                 if checkpoints is not None and (pos["stop"] or checkpoints.due(result.steps)):
                     save_checkpoint()
                 if pos["stop"]:
                     break
             if not pos["stop"]:
-                pos["stop"] = run_eval(epoch + 1.0)
+                pos["stop"] = run_eval(epoch + 1.0) or out_of_time()
+                result.out_of_time = out_of_time()
                 pos["epoch"], pos["batch"] = epoch + 1, 0
                 if checkpoints is not None:
                     save_checkpoint()
@@ -202,10 +213,23 @@ def fit(model: nn.Module, loader, loss_fn: Callable, evaluate: Callable, cfg: Lo
     result.epochs_run = round(result.steps / max(steps_per_epoch, 1), 3)
     result.seconds = time.perf_counter() - t0
     result.tokens = distributed.sum_int(result.tokens)
-    if best_state is not None:
+    if best_state is not None and cfg.keep_best:
         unwrapped.load_state_dict(best_state, strict=False)
     unwrapped.eval()
     return result
+
+
+def param_groups(model: nn.Module, lr: float, weight_decay: float,
+                 lr_scales: dict[str, float] | None = None) -> list[dict]:
+    """AdamW groups of the trainable parameters: weight decay on matrices only (biases and norms are not
+    decayed), and one group per learning-rate multiplier of ``lr_scales`` (by parameter name)."""
+    groups: dict[tuple[float, bool], list] = {}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            scale = (lr_scales or {}).get(name, 1.0)
+            groups.setdefault((scale, p.ndim >= 2), []).append(p)
+    return [{"params": ps, "lr": lr * scale, "weight_decay": weight_decay if decayed else 0.0}
+            for (scale, decayed), ps in sorted(groups.items(), key=lambda kv: (-kv[0][0], not kv[0][1]))]
 
 
 def _eval_due(cfg: LoopConfig, step: int, batch: int, batches: int) -> bool:
