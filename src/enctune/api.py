@@ -208,6 +208,8 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
     }
     if calibration is not None:
         meta["temperature"] = calibration["temperature"]
+    if getattr(encoder, "template", None) is not None:  # zeroshot cloze: every text is wrapped before tokenizing
+        meta["template"] = encoder.template
     predictor.meta = meta
     metrics = {
         "task": task.name, "task_reason": splits.task_reason, "strategy": strategy_name, "strategy_reason": reason,
@@ -259,6 +261,42 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
     return Run(out, metrics, predictor)
 
 
+def advise(config: TrainConfig | None = None, config_file: str | None = None, **flags) -> dict:
+    """The strategy the advisor recommends for this data, encoder and machine, with its reasons, the
+    facts it weighed, and an estimate of time and memory for every strategy. Nothing trains."""
+    from .strategies.advisor import smallest_class
+    from .strategies.labels import has_descriptions
+    from .strategies.ladder import rungs
+
+    cfg = config if config is not None else make_config(flags, config_file)
+    splits = load_splits(cfg.data, cfg.validation, cfg.test, cfg.text_column, cfg.text_pair_column,
+                         cfg.label_column, cfg.validation_fraction, cfg.seed, cfg.task, _task_options(cfg))
+    task = splits.task
+    encoder = Encoder.load(cfg.model, pooling=cfg.pooling, max_length=cfg.max_length,
+                           trust_remote_code=cfg.trust_remote_code, allow_pickle=cfg.allow_pickle)
+    named = {"train": splits.train, "validation": splits.validation, "test": splits.test}
+    prepared = {k: task.prepare(encoder, ex) for k, ex in named.items() if ex is not None}
+    est = _estimates(cfg, task, encoder, prepared)
+    n_params = sum(p.numel() for p in encoder.parameters())
+    budget = budget_seconds(cfg.budget) if cfg.budget else None
+    lengths = prepared["train"].tokens.lengths()
+    name, reason = choose_strategy(task, splits.train, int(lengths.sum()), n_params,
+                                   cfg.epochs or STRATEGIES["full"].epochs, budget, est)
+    facts = {
+        "task": task.name, "labels": len(task.labels), "train_examples": len(splits.train),
+        "smallest_class": smallest_class(task, splits.train),
+        "mean_tokens": round(float(lengths.mean()), 1), "max_tokens": int(lengths.max()),
+        "encoder": cfg.model, "encoder_params": n_params, "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "cores": torch.get_num_threads(), "budget_seconds": budget,
+        "labels_in_words": bool(task.labels) and has_descriptions(task, cfg.labels),
+    }
+    ctx = RunContext(cfg, encoder, task, splits, prepared, "fp32")
+    return {"strategy": name, "reason": reason, "facts": facts,
+            "ladder": rungs(ctx) if budget is not None else None,
+            "estimates": {k: {"seconds": round(e.seconds, 1), "memory_mb": round(e.memory_mb),
+                              "trainable_params": e.trainable_params, "note": e.note} for k, e in est.items()}}
+
+
 def _estimates(cfg: TrainConfig, task, encoder: Encoder, prepared: dict) -> dict:
     from .strategies import estimates
 
@@ -271,9 +309,14 @@ def _estimates(cfg: TrainConfig, task, encoder: Encoder, prepared: dict) -> dict
 
 def _head_kind(task, head) -> None:
     """Record in the task's options whether the saved head is a cosine head (started from label
-    descriptions), so that loading rebuilds the same module."""
-    from .tasks.base import CosineLinear
+    descriptions) or a cloze head (zeroshot's, with its settings in options["cloze"]), so that loading
+    rebuilds the same module."""
+    from .tasks.base import ClozeHead, CosineLinear
 
+    if isinstance(head, ClozeHead):
+        task.options["head"] = "cloze"
+        return
+    task.options.pop("cloze", None)
     if any(isinstance(m, CosineLinear) for m in head.modules()):
         task.options["head"] = "cosine"
     else:

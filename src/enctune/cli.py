@@ -389,6 +389,50 @@ def export(
     print(f"wrote {out}")
 
 
+@app.command()
+def advise(
+    data: str = Opt(..., "--data", help="A data file (train) or a folder with train/validation/test files."),
+    model: str | None = Opt(None, "--model", help="Encoder: 'default', a local folder or a hub id."),
+    budget: str | None = Opt(None, "--budget", help="Time you can spend (90s, 10m, 1h) [default: 20m]."),
+    task: str | None = Opt(None, "--task"),
+    labels: str | None = Opt(None, "--labels", help="Label descriptions, as for train."),
+    validation: str | None = Opt(None, "--validation"),
+    text_column: str | None = Opt(None, "--text-column"),
+    text_pair_column: str | None = Opt(None, "--text-pair-column"),
+    label_column: str | None = Opt(None, "--label-column"),
+    max_length: int | None = Opt(None, "--max-length"),
+    epochs: int | None = Opt(None, "--epochs"),
+    quiet: bool = Opt(False, "--quiet", "-q"),
+    as_json: bool = Opt(False, "--json", help="Print the advice as JSON."),
+):
+    """Recommend a strategy for this data and machine, with reasons and each strategy's time and memory."""
+    _setup(quiet or as_json)
+    from . import api
+    from .config import make_config
+
+    flags = {"data": data, "model": model, "budget": budget, "task": task, "labels": labels,
+             "validation": validation, "text_column": text_column, "text_pair_column": text_pair_column,
+             "label_column": label_column, "max_length": max_length, "epochs": epochs}
+    a = api.advise(make_config(flags))
+    if as_json:
+        print(json.dumps(a))
+        return
+    f = a["facts"]
+    print(f"recommended: {a['strategy']} ({a['reason']})")
+    print(f"data: task {f['task']}, {f['train_examples']} train examples"
+          + (f", {f['labels']} labels, smallest class {f['smallest_class']}" if f["labels"] else "")
+          + f", {f['mean_tokens']} tokens per text on average (max {f['max_tokens']})")
+    print(f"machine: {f['device']}, {f['cores']} thread(s); encoder {f['encoder']} ({f['encoder_params']:,} parameters)")
+    if a["ladder"]:
+        print(f"with --strategy auto --budget {budget}: tries {', '.join(a['ladder'])} in that order")
+    print(f"{'strategy':<10} {'time':>10} {'memory':>10} {'trains':>12}  note")
+    for name, e in a["estimates"].items():
+        t = e["seconds"]
+        when = f"{t:.0f} s" if t < 120 else f"{t / 60:.1f} min"
+        print(f"{name:<10} {'~' + when:>10} {'~' + str(e['memory_mb']) + ' MB':>10} {e['trainable_params']:>12,}  "
+              f"{e['note']}")
+
+
 def _main_process() -> bool:
     from .training.distributed import is_main
 
