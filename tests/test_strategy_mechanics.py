@@ -161,7 +161,6 @@ def test_step_floor_gives_small_sets_enough_steps(tiny_bert, tmp_path):
 
 
 @pytest.mark.parametrize("flags, message", [
-    ({"strategy": "full", "budget": "5m"}, "--budget runs the strategy ladder"),
     ({"budget": "soon"}, "expected a duration"),
     ({"template": "no slot"}, "exactly once"),
     ({"strategy": "probe", "unfreeze_layers": 2}, "--unfreeze-layers is for"),
@@ -203,6 +202,13 @@ def test_budget_ladder_skips_what_does_not_fit(tiny_bert_std, sentiment_dir, tmp
     skipped = [r for r in table if r["status"].startswith("skipped")]
     assert {"partial", "full"} <= {r["strategy"] for r in skipped}
     assert all("estimated" in r["status"] for r in skipped)
+
+
+def test_budget_limits_a_single_strategy(tiny_bert, sentiment_dir, tmp_path):
+    run = _train(tiny_bert, sentiment_dir, tmp_path / "run", strategy="full", budget="0.001s", epochs=50,
+                 batch_size=8)
+    assert run.metrics["strategy"] == "full" and "strategy_table" not in run.metrics
+    assert run.metrics["costs"]["stopped_early"] and run.metrics["costs"]["epochs_run"] < 1
 
 
 def test_loop_stops_at_the_deadline():

@@ -157,7 +157,8 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
         progress.info(f"layer {encoder.layer}: the best validation score of a linear probe on each layer")
     progress.info(f"encoder {cfg.model} ({encoder.pooling} pooling, max length {encoder.max_length}, "
                   f"{precision}); strategy {strategy_name}"
-                  + (f": {reason}" if budget is None else f" (a ladder within {cfg.budget})"))
+                  + (f" (a ladder within {cfg.budget})" if budget is not None and strategy_name == "auto"
+                     else f": {reason}"))
 
     checkpoints = None
     if cfg.checkpoint_every or cfg.resume:
@@ -170,12 +171,14 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
                       "(pass --resume to continue it instead).")
     ctx = RunContext(cfg, encoder, task, splits, prepared, precision, checkpoints)
     strategy_table = None
-    if budget is not None:
+    if budget is not None and strategy_name == "auto":
         from .strategies.ladder import run_ladder
 
         result, strategy_name, reason, strategy_table = run_ladder(ctx, budget, est)
         progress.info(f"strategy {strategy_name}: {reason}")
     else:
+        if budget is not None:  # one strategy under a time limit: training stops at the deadline
+            ctx.deadline = time.monotonic() + budget
         result = STRATEGIES[strategy_name]().run(ctx)
     encoder = result.encoder or encoder
     _head_kind(task, result.head)

@@ -25,7 +25,8 @@ class TrainConfig(BaseModel):
     model: str = "default"
     task: Literal["auto", "classify", "multilabel", "regress", "tag", "extract"] = "auto"
     strategy: Literal["auto", "zeroshot", "probe", "fewshot", "partial", "lora", "full"] = "auto"
-    budget: str | None = None  # auto: a time budget ("10m", "90s", "1h") for the strategy ladder
+    # a time budget ("10m", "90s", "1h"): the strategy ladder of auto, or the time limit of one strategy
+    budget: str | None = None
     # label descriptions ("positive: a happy customer|a great product;negative: ..."), for zeroshot and
     # instruction-initialised heads; a label without one is described by its own name
     labels: str | None = None
@@ -94,9 +95,6 @@ class TrainConfig(BaseModel):
     def _combinations(self):
         if self.budget is not None:
             budget_seconds(self.budget)  # raises on a malformed budget
-            if self.strategy != "auto":
-                raise ValueError("--budget runs the strategy ladder of --strategy auto; drop --strategy "
-                                 f"{self.strategy} or --budget")
         if self.template is not None and self.template.count("{}") != 1:
             raise ValueError(f"--template {self.template!r}: must hold '{{}}' exactly once (where the label's "
                              "description goes)")
