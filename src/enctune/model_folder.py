@@ -6,7 +6,12 @@ Layout (safetensors and JSON only; nothing is unpickled on load)::
       enctune.json        task, labels, pooling, layer, max length, columns, strategy, versions
       head.safetensors    the task head
       encoder/            the encoder: config.json, model.safetensors, tokenizer files
+      adapter/            lora only: adapter_config.json, adapter_model.safetensors (the B A deltas)
       README.md           a short model card
+
+An encoder that did not change (probe, or the frozen base under LoRA adapters) is written as
+its source's files, linked rather than serialised again; a LoRA run stores only its adapters
+beside it (``"adapter": "adapter"`` in enctune.json), which the reader puts back on top.
 
 ``write_model_folder`` writes into a temporary sibling folder and renames it into place,
 so a crash leaves the old folder or none, never half of one.
@@ -17,12 +22,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
 from .errors import UserError
 
 FORMAT_VERSION = 1
+ADAPTER_DIR = "adapter"
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+ADAPTER_PREFIX = "lora_"  # PEFT's name for every LoRA parameter (lora_A, lora_B, lora_embedding_A, ...)
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
@@ -45,10 +54,37 @@ def _reuse_encoder_files(source: str, dst: Path) -> bool:
     return True
 
 
+def is_adapted(model) -> bool:
+    """Whether ``model`` is a PEFT ``PeftModel`` (a base network with adapters); peft is not imported here:
+    when nothing has imported it, no model can be one."""
+    peft = sys.modules.get("peft")
+    return peft is not None and isinstance(model, peft.PeftModel)
+
+
+def _save_base(model, dst: Path) -> None:
+    """The base network under a PeftModel, saved without its adapters: PEFT wraps each adapted layer, so
+    its weights appear as ``<layer>.base_layer.weight`` beside ``<layer>.lora_A...``; keep the former under
+    the layer's own name and drop the latter."""
+    base = model.get_base_model()
+    state = {k.replace(".base_layer.", "."): v for k, v in base.state_dict().items() if ADAPTER_PREFIX not in k}
+    base.save_pretrained(dst, state_dict=state, safe_serialization=True)
+
+
+def _save_adapter(model, dst: Path) -> None:
+    """The adapters alone: adapter_config.json and adapter_model.safetensors (PEFT's model card is dropped)."""
+    model.save_pretrained(dst, safe_serialization=True)
+    for f in dst.iterdir():
+        if f.is_dir():
+            shutil.rmtree(f)
+        elif f.name not in ADAPTER_FILES:
+            f.unlink()
+
+
 def write_model_folder(folder: Path, encoder, head, meta: dict, card: str, encoder_trained: bool = True) -> None:
     """Write encoder, head, tokenizer and metadata into ``folder`` (replaced atomically).
 
-    An encoder that did not train (a probe) keeps its source files, linked rather than rewritten."""
+    An encoder that did not train (a probe) keeps its source files, linked rather than rewritten; so does
+    the frozen base of an encoder with adapters, whose adapters go to ``adapter/``."""
     from safetensors.torch import save_file
 
     from .encoders.encoder import hf_quiet
@@ -56,14 +92,20 @@ def write_model_folder(folder: Path, encoder, head, meta: dict, card: str, encod
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
+    adapted = is_adapted(encoder.model)
     try:
         with hf_quiet():
-            if encoder_trained or not _reuse_encoder_files(encoder.source, tmp / "encoder"):
+            if adapted:
+                if not _reuse_encoder_files(encoder.source, tmp / "encoder"):
+                    _save_base(encoder.model, tmp / "encoder")
+                _save_adapter(encoder.model, tmp / ADAPTER_DIR)
+            elif encoder_trained or not _reuse_encoder_files(encoder.source, tmp / "encoder"):
                 encoder.model.save_pretrained(tmp / "encoder", safe_serialization=True)
             encoder.tokenizer.save_pretrained(tmp / "encoder")
         state = {k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}
         save_file(state, str(tmp / "head.safetensors"), metadata={"format": "enctune-head"})
-        meta = {"format_version": FORMAT_VERSION, **meta}
+        meta = {"format_version": FORMAT_VERSION, **{k: v for k, v in meta.items() if k != "adapter"},
+                **({"adapter": ADAPTER_DIR} if adapted else {})}
         (tmp / "enctune.json").write_text(json.dumps(meta, indent=2) + "\n")
         (tmp / "README.md").write_text(card)
         _replace_dir(tmp, folder)

@@ -21,8 +21,17 @@ Steps:
 Check texts: ``check_data`` when given, else the run's validation (or test) file named in
 its metrics.json, else a few built-in sentences; at most ``max_check`` of them.
 
+A LoRA run's adapters are folded into the encoder's weights before step 2 (see
+``merge_adapters``): the graph is the plain encoder's, with no extra low-rank products.
+
+``enctune export RUN --merge --out DIR`` (``export_merged``) writes instead a plain enctune
+model folder whose encoder has the adapters folded in, with no ``adapter/`` folder: it loads
+without PEFT's wrapper and predicts faster. It is checked like the ONNX export: the check
+texts' outputs from the run and from the written folder, reloaded, are compared.
+
 Raises ``UserError`` for a folder that cannot be exported (a task without an ONNX decoder,
-a tokenizer without ``tokenizer.json``, an existing ``--out`` that is not an export).
+a tokenizer without ``tokenizer.json``, an existing ``--out`` that is not an export, or
+``--merge`` of a folder without adapters).
 """
 
 from __future__ import annotations
@@ -125,6 +134,57 @@ def _compare(ref: np.ndarray, logits: np.ndarray) -> dict:
             "max_probability_difference": float(np.abs(p - q).max())}
 
 
+def merge_adapters(encoder) -> bool:
+    """Fold the encoder's LoRA adapters into its weights, in place: W <- W + (alpha / r) B A for each adapted
+    layer, which leaves the plain transformers network computing the same function. False without adapters."""
+    from ..model_folder import is_adapted
+
+    if not is_adapted(encoder.model):
+        return False
+    encoder.model = encoder.model.merge_and_unload()
+    return True
+
+
+def _max_difference(ref, new) -> float:
+    """Largest absolute difference between two models' outputs: an (N, C) array or one array per input."""
+    return max((float(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)).max(initial=0.0))
+                for a, b in zip(ref, new, strict=True)), default=0.0)
+
+
+def export_merged(run: str, out: str, check_data: str | None = None, max_check: int = 1000) -> dict:
+    """Write the LoRA run ``run`` to ``out`` as a plain model folder, adapters folded in; returns the check
+    ({"fp32": {n, max_output_difference[, agreement, max_probability_difference]}})."""
+    from .. import progress
+    from ..model_folder import find_model_folder, is_adapted, write_model_folder
+    from .predictor import Predictor
+
+    folder, out_p = find_model_folder(run), Path(out)
+    if out_p.exists() and (not out_p.is_dir() or (any(out_p.iterdir()) and not (out_p / "enctune.json").is_file())):
+        raise UserError(f"--out {out}: exists and is not an enctune model folder; choose another --out.")
+    if out_p.resolve() in (folder.resolve(), Path(run).resolve()):
+        raise UserError(f"--out {out}: is the folder being exported; choose another --out.")
+    predictor = Predictor.load(folder, precision="fp32")
+    if not is_adapted(predictor.encoder.model):
+        raise UserError(f"{run}: has no adapters to merge (strategy '{predictor.meta.get('strategy')}'); "
+                        "--merge is for LoRA runs, and this folder is a plain model folder already.")
+    takes_pairs = bool(predictor.meta.get("columns", {}).get("pair"))
+    texts, pairs = _check_texts(Path(run), check_data, takes_pairs, max_check)
+    ref = predictor.logits(texts, pairs)
+    progress.info("export: folding the adapters into the encoder weights")
+    merge_adapters(predictor.encoder)
+    meta = {k: v for k, v in predictor.meta.items() if k != "format_version"}
+    meta["adapter_merged"] = True
+    card = (folder / "README.md").read_text(encoding="utf-8") if (folder / "README.md").is_file() else ""
+    card += "\nThe LoRA adapters are merged into the encoder weights (`enctune export --merge`).\n"
+    write_model_folder(out_p, predictor.encoder, predictor.model.head, meta, card, encoder_trained=True)
+    progress.info(f"export: checking the merged folder against the run on {len(texts)} texts")
+    merged = Predictor.load(out_p, precision="fp32").logits(texts, pairs)
+    check = {"n": len(texts), "max_output_difference": _max_difference(ref, merged)}
+    if predictor.task.name == "classify":
+        check.update(_compare(ref, merged))
+    return {"fp32": check}
+
+
 def export_onnx(run: str, out: str, quantize: str | None = None, check_data: str | None = None,
                 max_check: int = 1000) -> dict:
     """Export ``run`` to ``out``; returns the check ({precision: {n, agreement, max_probability_difference}})."""
@@ -140,6 +200,7 @@ def export_onnx(run: str, out: str, quantize: str | None = None, check_data: str
         raise UserError(f"--out {out}: exists and is not an enctune ONNX export; choose another --out.")
     run_p = Path(run)
     predictor = Predictor.load(run_p, precision="fp32")
+    merge_adapters(predictor.encoder)  # a LoRA run: trace the plain encoder, W + (alpha / r) B A folded in
     if predictor.task.name not in DECODERS:
         raise UserError(f"{run}: task '{predictor.task.name}' cannot be exported to ONNX by this version "
                         f"(supported: {', '.join(DECODERS)}).")

@@ -72,6 +72,49 @@ def quantize_int8(model: nn.Module) -> nn.Module:
         return torch.ao.quantization.quantize_dynamic(copy.deepcopy(model), {nn.Linear}, dtype=torch.qint8)
 
 
+def adapter_folder(folder: Path, meta: dict) -> Path | None:
+    """The model folder's adapter folder (a LoRA run's), or None; UserError when it is named but unusable."""
+    from ..model_folder import ADAPTER_DIR
+
+    name = meta.get("adapter")
+    if name is None:
+        if not (folder / ADAPTER_DIR).is_dir():
+            return None
+        name = ADAPTER_DIR
+    if not isinstance(name, str) or Path(name).name != name or name in (".", ".."):
+        raise UserError(f"{folder / 'enctune.json'}: 'adapter' must name a folder inside the model folder, "
+                        f"not {name!r}.")
+    d = folder / name
+    if not (d / "adapter_config.json").is_file():
+        raise UserError(f"{d / 'adapter_config.json'}: missing; the model folder is damaged.")
+    if not (d / "adapter_model.safetensors").is_file():
+        pickles = sorted(d.glob("*.bin")) + sorted(d.glob("*.pt"))
+        if pickles:
+            raise UserError(f"{pickles[0]}: adapter weights in a pickle file are not read (only "
+                            "adapter_model.safetensors is); convert them to safetensors.")
+        raise UserError(f"{d / 'adapter_model.safetensors'}: missing; the model folder is damaged.")
+    return d
+
+
+def load_adapter(model: nn.Module, adapter: Path) -> nn.Module:
+    """``model`` with the adapters in ``adapter`` put on top (a PEFT PeftModel, inference mode)."""
+    import warnings
+
+    from peft import PeftModel
+
+    try:
+        with hf_quiet(), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            adapted = PeftModel.from_pretrained(model, str(adapter), is_trainable=False)
+    except Exception as e:
+        raise UserError(f"{adapter}: the adapters do not load onto the encoder ({type(e).__name__}: {e}).") from None
+    # PEFT only warns when the file lacks weights for some adapted layer (they would stay at B = 0): refuse
+    missing = [str(w.message) for w in caught if "missing adapter keys" in str(w.message)]
+    if missing:
+        raise UserError(f"{adapter / 'adapter_model.safetensors'}: does not fit adapter_config.json ({missing[0]}).")
+    return adapted
+
+
 class Predictor:
     def __init__(self, model: nn.Module, encoder: Encoder, task, meta: dict, precision: str = "fp32"):
         self.encoder = encoder
@@ -99,6 +142,17 @@ class Predictor:
                             "weights are read).")
         encoder = Encoder.load(str(enc_dir), pooling=meta["pooling"], max_length=meta["max_length"],
                                layer=meta.get("layer", -1))
+        template = meta.get("template")  # zeroshot cloze: the prompt every text is wrapped in
+        if template is not None and (not isinstance(template, str) or template.count("{}") != 1):
+            raise UserError(f"{folder / 'enctune.json'}: 'template' must be a string holding '{{}}' once; "
+                            "the model folder is damaged.")
+        encoder.template = template
+        adapter = adapter_folder(folder, meta)
+        if adapter is not None:
+            encoder.model = load_adapter(encoder.model, adapter)
+            if resolve_predict_precision(precision) == "int8":
+                # int8 replaces every nn.Linear, those inside the adapters too: fold B A into W first
+                encoder.model = encoder.model.merge_and_unload()
         task = TASKS[meta["task"]].from_config(meta)
         if task.level == "token":
             encoder.tokenizer.padding_side = "right"
