@@ -56,8 +56,9 @@ def train(
                                                     "(90s, 10m, 1h) and keep the best on validation."),
     labels: str | None = Opt(None, "--labels", help="Label descriptions: 'pos: a happy customer|loved it;neg: an "
                                                     "angry customer' (zeroshot, and the head's start)."),
-    template: str | None = Opt(None, "--template", help="Instruction around each description, e.g. "
-                                                        "'This review is {}.'"),
+    template: str | None = Opt(None, "--template", help="Instruction around each label description, e.g. "
+                                                        "'This review is {}.'; in cloze mode around each text, "
+                                                        "with the mask: '{} It was [MASK].'"),
     init_head: str | None = Opt(None, "--init-head", help="random, labels (from the descriptions) or auto "
                                                           "[labels when --labels is given]."),
     zeroshot_mode: str | None = Opt(None, "--zeroshot-mode", help="similarity, cloze (masked-LM encoders) or auto."),
@@ -362,7 +363,9 @@ def serve(
 def export(
     run: str = typer.Argument(..., help="Run folder (or its model/ folder, or a Hugging Face classifier folder)."),
     out: str = Opt(..., "--out", help="Folder to write the export into."),
-    fmt: str = Opt("onnx", "--format", help="onnx."),
+    fmt: str | None = Opt(None, "--format", help="onnx [default, unless --merge]."),
+    merge: bool = Opt(False, "--merge", help="LoRA runs: write a plain model folder with the adapters folded "
+                                             "into the encoder weights, instead of an ONNX folder."),
     quantize: str | None = Opt(None, "--quantize", help="int8: also write a dynamically quantised model."),
     check_data: str | None = Opt(None, "--check-data", help="Texts to check the export on [default: the run's "
                                                               "validation file]."),
@@ -370,22 +373,37 @@ def export(
     quiet: bool = Opt(False, "--quiet", "-q"),
     as_json: bool = Opt(False, "--json", help="Print the check as JSON."),
 ):
-    """Export a model for onnxruntime (no PyTorch needed to run it) and check it against PyTorch."""
+    """Export a model for onnxruntime (no PyTorch needed to run it) and check it against PyTorch; or, with
+    --merge, fold a LoRA run's adapters into a plain model folder."""
     _setup(quiet or as_json)
-    from .serve.loading import require
+    if merge:
+        if fmt is not None or quantize is not None:
+            raise UserError("--merge writes a PyTorch model folder; --format and --quantize are for ONNX "
+                            "(which folds LoRA adapters by itself): drop one or the other.")
+        from .serve.export import export_merged
 
-    require(("onnx", "onnxruntime"), "enctune export")
-    from .serve.export import FORMATS, export_onnx
+        check = export_merged(run, out, check_data, max_check)
+    else:
+        from .serve.loading import require
 
-    if fmt not in FORMATS:
-        raise UserError(f"--format {fmt}: expected one of {', '.join(FORMATS)}.")
-    check = export_onnx(run, out, quantize, check_data, max_check)
+        require(("onnx", "onnxruntime"), "enctune export")
+        from .serve.export import FORMATS, export_onnx
+
+        fmt = fmt or "onnx"
+        if fmt not in FORMATS:
+            raise UserError(f"--format {fmt}: expected one of {', '.join(FORMATS)}.")
+        check = export_onnx(run, out, quantize, check_data, max_check)
     if as_json:
         print(json.dumps({"out": out, "check": check}))
         return
+    reference = "the run with adapters" if merge else "PyTorch"
     for precision, c in check.items():
-        print(f"{precision}: label agreement with PyTorch {c['agreement']:.4f} on {c['n']} texts, "
-              f"max probability difference {c['max_probability_difference']:.2e}")
+        if "agreement" in c:
+            print(f"{precision}: label agreement with {reference} {c['agreement']:.4f} on {c['n']} texts, "
+                  f"max probability difference {c['max_probability_difference']:.2e}")
+        else:
+            print(f"{precision}: max output difference from {reference} {c['max_output_difference']:.2e} "
+                  f"on {c['n']} texts")
     print(f"wrote {out}")
 
 

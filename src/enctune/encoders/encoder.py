@@ -3,6 +3,13 @@
 ``Encoder.forward`` maps a padded batch to pooled vectors (B, H) for training;
 ``Encoder.encode`` runs the frozen encoder over many texts in length-sorted batches and
 returns NumPy features, for probing, caching and ``enctune embed``.
+
+``template`` (None by default) wraps every first text before tokenisation, e.g. the cloze
+prompt ``"{} It was [MASK]."`` of ``zeroshot --zeroshot-mode cloze``; a model folder records it
+so prediction wraps texts the same way. A text too long for ``max_length`` is cut inside the
+template, never the template itself, so its mask token survives. ``mask`` pooling (the hidden
+state at the mask token) reads the token ids: ``forward`` and ``encode`` hand it the mask
+token's positions instead of the attention mask (``pooling.mask_positions``).
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
-from .pooling import POOLINGS
+from .pooling import NEEDS_TOKEN_IDS, POOLINGS, mask_positions
 from .resolve import check_weights, default_pooling, fingerprint, is_causal, resolve_encoder
 
 
@@ -76,10 +83,13 @@ def usable_max_length(config, tokenizer, wanted: int | None, default: int = 256)
 
 class Encoder(nn.Module):
     def __init__(self, model: nn.Module, tokenizer, pooling: str, source: str, max_length: int,
-                 layer: int = -1):
+                 layer: int = -1, template: str | None = None):
         super().__init__()
         if pooling not in POOLINGS:
             raise UserError(f"--pooling '{pooling}': unknown. Expected one of: {', '.join(POOLINGS)}.")
+        if pooling in NEEDS_TOKEN_IDS and tokenizer.mask_token_id is None:
+            raise UserError(f"{source}: '{pooling}' pooling reads the mask token, and this tokenizer has none.")
+        self.template = template  # "...{}...": wraps every first text in tokenize (None: texts as they are)
         self.model = model
         self.tokenizer = tokenizer
         self.pooling = pooling
@@ -132,11 +142,16 @@ class Encoder(nn.Module):
         return fingerprint(self.source)
 
     # ---- tokenisation and batching ------------------------------------------------------
-    def tokenize(self, texts: list[str], pairs: list[str] | None = None, apart: bool = False) -> Tokenized:
-        """Token ids per text; a pair is one input (``text [SEP] pair``) or, with ``apart``, two inputs."""
+    def tokenize(self, texts: list[str], pairs: list[str] | None = None, apart: bool = False,
+                 templated: bool = True) -> Tokenized:
+        """Token ids per text; a pair is one input (``text [SEP] pair``) or, with ``apart``, two inputs.
+        The ``template``, when set, wraps the first texts (not the pairs) unless ``templated`` is False."""
         if apart and pairs is not None:
-            first, second = self.tokenize(texts), self.tokenize(pairs)
+            first, second = self.tokenize(texts, templated=templated), self.tokenize(pairs, templated=False)
             return Tokenized(first.input_ids, first.token_type_ids, first.truncated + second.truncated, second)
+        cut = 0
+        if templated and self.template is not None:
+            texts, cut = self._apply_template(list(texts), pairs)
         tok = self.tokenizer
         enc = tok(*((texts, pairs) if pairs is not None else (texts,)), add_special_tokens=True, truncation=True,
                   max_length=self.max_length)
@@ -154,7 +169,47 @@ class Encoder(nn.Module):
                 quiet.setLevel(level)
             truncated = sum(len(x) > self.max_length for x in uncut)
         tt = enc.get("token_type_ids") if "token_type_ids" in tok.model_input_names else None
-        return Tokenized(enc["input_ids"], tt, truncated)
+        return Tokenized(enc["input_ids"], tt, truncated + cut)
+
+    def _apply_template(self, texts: list[str], pairs: list[str] | None) -> tuple[list[str], int]:
+        """Every text wrapped in the template, and how many were cut to fit ``max_length``.
+
+        The tokenizer's own truncation would cut the end of the wrapped text, and with it a cloze
+        template's mask: an over-long text is cut instead, at a token boundary (offsets), by as many
+        tokens as the wrapped input is too long. A mask token typed in a text is dropped, so the
+        template's mask is the only one.
+        """
+        tok, tpl = self.tokenizer, self.template
+        mask = tok.mask_token
+        if mask:
+            texts = [t.replace(mask, " ") for t in texts]
+        wrapped = [tpl.replace("{}", t) for t in texts]
+        cut_rows: set[int] = set()
+        for _ in range(3):  # a cut string can tokenize differently at its new end: check again
+            args = (wrapped, pairs) if pairs is not None else (wrapped,)
+            quiet = logging.getLogger("transformers.tokenization_utils_base")
+            level = quiet.level
+            quiet.setLevel(logging.ERROR)  # the uncut pass would warn about long inputs
+            try:
+                lengths = [len(x) for x in tok(*args, add_special_tokens=True, truncation=False)["input_ids"]]
+            finally:
+                quiet.setLevel(level)
+            over = [i for i, n in enumerate(lengths) if n > self.max_length]
+            if not over:
+                break
+            for i in over:
+                excess = lengths[i] - self.max_length
+                try:
+                    ends = [e for _, e in tok(texts[i], add_special_tokens=False,
+                                              return_offsets_mapping=True)["offset_mapping"]]
+                    keep = max(len(ends) - excess, 0)
+                    texts[i] = texts[i][:ends[keep - 1]] if keep else ""
+                except NotImplementedError:  # a slow tokenizer has no offsets: cut words (a token or more each)
+                    words = texts[i].split()
+                    texts[i] = " ".join(words[:max(len(words) - excess, 0)])
+                wrapped[i] = tpl.replace("{}", texts[i])
+                cut_rows.add(i)
+        return wrapped, len(cut_rows)
 
     def collate(self, tokens: Tokenized, idx) -> dict[str, torch.Tensor]:
         """Pad the examples ``idx`` to the longest among them; pads on the tokenizer's side."""
@@ -192,9 +247,20 @@ class Encoder(nn.Module):
         out = self.model(**kwargs, output_hidden_states=need_all)
         return [out.last_hidden_state if ly == -1 else out.hidden_states[ly] for ly in layers]
 
+    def pool(self, h: torch.Tensor, input_ids, attention_mask, pooling: str | None = None) -> torch.Tensor:
+        """(B, T, H) -> (B, H) by ``pooling`` (default: this encoder's); ``mask`` pooling gets the mask token's
+        positions instead of the attention mask."""
+        pooling = pooling or self.pooling
+        m = attention_mask
+        if pooling in NEEDS_TOKEN_IDS:
+            if self.tokenizer.mask_token_id is None:
+                raise UserError(f"{self.source}: '{pooling}' pooling reads the mask token, and this tokenizer has none.")
+            m = mask_positions(input_ids, attention_mask, self.tokenizer.mask_token_id)
+        return POOLINGS[pooling](h, m)
+
     def forward(self, input_ids, attention_mask, token_type_ids=None) -> torch.Tensor:
         (h,) = self.hidden(input_ids, attention_mask, token_type_ids)
-        return POOLINGS[self.pooling](h, attention_mask)  # (B, H)
+        return self.pool(h, input_ids, attention_mask)  # (B, H)
 
     @torch.inference_mode()
     def encode(self, tokens: Tokenized, layers: list[int] | None = None, poolings: list[str] | None = None,
@@ -222,7 +288,8 @@ class Encoder(nn.Module):
                 hs = self.hidden(**batch, layers=layers)
             for ly, h in zip(layers, hs, strict=False):
                 for p in poolings:
-                    out[(ly, p)][idx] = POOLINGS[p](h.float(), batch["attention_mask"]).cpu().numpy()
+                    out[(ly, p)][idx] = self.pool(h.float(), batch["input_ids"], batch["attention_mask"],
+                                                  p).cpu().numpy()
             if progress is not None:
                 progress(len(idx))
         self.train(was_training)

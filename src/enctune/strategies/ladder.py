@@ -61,7 +61,7 @@ def run_ladder(ctx: RunContext, budget_seconds: float,
         sub = dataclasses.replace(ctx, encoder=encoder, checkpoints=None, deadline=deadline)
         t0 = time.monotonic()
         result = STRATEGIES[name]().run(sub)
-        result.encoder = encoder
+        result.encoder = result.encoder or encoder
         seconds = time.monotonic() - t0
         score = ctx.score(split_outputs(result, ctx, "validation"))
         table.append({**row, "score": round(score, 6), "seconds": round(seconds, 1),

@@ -13,6 +13,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from .. import progress
+from ..data import Examples
+from ..encoders import Encoder, Tokenized
 from ..encoders.cache import cached_features
 from ..errors import UserError
 from ..model import HeadModel, head_logits
@@ -44,6 +46,36 @@ def prior_loss(loss_fn, head: torch.nn.Module, n_train: int):
     return loss
 
 
+def pooled_features(enc: Encoder, examples: dict[str, Examples | None], tokens: dict[str, Tokenized],
+                    precision: str) -> tuple[dict[str, np.ndarray], int, int]:
+    """The frozen encoder's pooled vector (at its layer and pooling) for every split that has examples:
+    (split -> (N, H) or (N, 2H) for pairs encoded apart, cache hits, tokens encoded). Read from the
+    on-disk cache when there, else computed and stored; an encoder with a ``template`` keys the cache
+    by the wrapped texts, which are what it encodes."""
+    features, hits, tokens_encoded = {}, 0, 0
+    tpl = enc.template
+    for split, ex in examples.items():
+        if ex is None:
+            continue
+        tok = tokens[split]
+        first = [tpl.replace("{}", t) for t in ex.texts] if tpl is not None else ex.texts
+        # a pair encoded apart is two texts, each with its own vector: [u; v]
+        parts = [(first, None, tok.alone()), (ex.pairs, None, tok.second)] if tok.second is not None \
+            else [(first, ex.pairs, tok)]
+        vectors = []
+        with progress.bar(f"encode {split}", total=sum(len(t) for _, _, t in parts)) as pbar:
+            for texts, pairs, t in parts:
+                feats, hit = cached_features(enc, texts, pairs, t, [enc.layer], [enc.pooling],
+                                             precision=precision, progress=pbar)
+                vectors.append(feats[(enc.layer, enc.pooling)])
+                hits += hit
+                if not hit:
+                    tokens_encoded += int(np.sum([len(x) for x in t.input_ids]))
+        features[split] = np.concatenate(vectors, axis=1) if len(vectors) > 1 else vectors[0]
+    progress.info(f"features: {hits} cache hit(s) for {len(features)} split(s)")
+    return features, hits, tokens_encoded
+
+
 @register
 class ProbeStrategy(Strategy):
     name = "probe"
@@ -59,26 +91,8 @@ class ProbeStrategy(Strategy):
                             "a vector per token: use --strategy full.")
         for p in enc.parameters():
             p.requires_grad_(False)
-        features, hits, tokens_encoded = {}, 0, 0
-        for split, ex in (("train", ctx.splits.train), ("validation", ctx.splits.validation),
-                          ("test", ctx.splits.test)):
-            if ex is None:
-                continue
-            tok = ctx.tokens[split]
-            # a pair encoded apart is two texts, each with its own vector: [u; v]
-            parts = [(ex.texts, None, tok.alone()), (ex.pairs, None, tok.second)] if tok.second is not None \
-                else [(ex.texts, ex.pairs, tok)]
-            vectors = []
-            with progress.bar(f"encode {split}", total=sum(len(t) for _, _, t in parts)) as pbar:
-                for texts, pairs, t in parts:
-                    feats, hit = cached_features(enc, texts, pairs, t, [enc.layer], [enc.pooling],
-                                                 precision=ctx.precision, progress=pbar)
-                    vectors.append(feats[(enc.layer, enc.pooling)])
-                    hits += hit
-                    if not hit:
-                        tokens_encoded += int(np.sum([len(x) for x in t.input_ids]))
-            features[split] = np.concatenate(vectors, axis=1) if len(vectors) > 1 else vectors[0]
-        progress.info(f"features: {hits} cache hit(s) for {len(features)} split(s)")
+        named = {"train": ctx.splits.train, "validation": ctx.splits.validation, "test": ctx.splits.test}
+        features, hits, tokens_encoded = pooled_features(enc, named, ctx.tokens, ctx.precision)
 
         head, label_emb = ctx.build_head()
         model = HeadModel(head)

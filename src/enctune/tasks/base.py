@@ -178,6 +178,40 @@ class CosineLinear(nn.Module):
         return self.log_scale.exp() * cos + self.bias
 
 
+def _tanh_gelu() -> nn.Module:
+    return nn.GELU(approximate="tanh")
+
+
+CLOZE_ACTIVATIONS = {"gelu": nn.GELU, "gelu_new": _tanh_gelu, "gelu_pytorch_tanh": _tanh_gelu, "gelu_fast": _tanh_gelu,
+                     "relu": nn.ReLU, "silu": nn.SiLU, "swish": nn.SiLU}
+
+
+class ClozeHead(nn.Module):
+    """Label scores from a checkpoint's masked-LM head, read at the mask token (``zeroshot`` in cloze mode).
+
+        u   = LayerNorm(act(W_t h + b_t))          the MLM head's transform, h (B, H) at the mask token
+        z_c = mean_{w in V_c} (E_w . u + b_w)      (B, C), V_c: label c's verbaliser tokens
+
+    E_w and b_w are the decoder's row and bias for token w (the word embedding, when tied). A mean
+    of dot products is the dot product with the mean row, so ``decoder`` holds C rows, not the
+    vocabulary's V: z = E_bar u + b_bar. Built from the hidden size and C alone (the activation
+    and the layer norm's epsilon are the checkpoint's, kept in the task options); the weights
+    are copied from the checkpoint by ``strategies.zeroshot``.
+    """
+
+    def __init__(self, hidden_size: int, outputs: int, activation: str = "gelu", eps: float = 1e-12):
+        super().__init__()
+        if activation not in CLOZE_ACTIVATIONS:
+            raise UserError(f"cloze head: activation '{activation}' is not one of {', '.join(CLOZE_ACTIVATIONS)}.")
+        self.dense = nn.Linear(hidden_size, hidden_size)
+        self.act = CLOZE_ACTIVATIONS[activation]()
+        self.norm = nn.LayerNorm(hidden_size, eps=eps)
+        self.decoder = nn.Linear(hidden_size, outputs)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.norm(self.act(self.dense(h))))  # (B, C)
+
+
 def linear_head(hidden_size: int, outputs: int, dropout: float, pair_mode: str, kind: str = "linear") -> nn.Module:
     """Dropout + linear (or cosine: ``CosineLinear``), over the pooled vector (or the combined pair of
     vectors when encoded apart)."""

@@ -16,7 +16,7 @@ from torch import nn
 
 from ..data.dataset import Examples, _label_str, label_map
 from ..errors import UserError
-from .base import Task, linear_head, register
+from .base import ClozeHead, Task, linear_head, register
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -56,7 +56,10 @@ class ClassifyTask(Task):
         return ex.labels
 
     def build_head(self, hidden_size: int, dropout: float = 0.1) -> nn.Module:
-        # "head": "cosine" is set by strategies that start the head from label descriptions
+        # "head": "cosine" is set by strategies that start the head from label descriptions; "cloze" by the
+        # zeroshot strategy's cloze mode (the checkpoint's MLM head over the mask token)
+        if self.options.get("head") == "cloze":
+            return ClozeHead(hidden_size, len(self.labels), **self.options.get("cloze", {}))
         return linear_head(hidden_size, len(self.labels), dropout, self.pair_mode, self.options.get("head", "linear"))
 
     def encode_labels(self, labels: list[str]) -> torch.Tensor:

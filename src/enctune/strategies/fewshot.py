@@ -1,0 +1,307 @@
+"""``fewshot``: contrastive pair tuning of the encoder, then a head on its pooled vectors.
+
+For a few to some dozens of labelled examples per class (classification only). Two phases,
+both through the one training loop:
+
+1. **Pair tuning.** Pairs (a, b) of training examples are drawn, half positive (same label)
+   and half negative (different labels), and the encoder learns to put the cosine of their
+   pooled vectors u = Enc(a), v = Enc(b) at the pair's target t (1 same, 0 different):
+
+       L = mean_pairs ( cos(u, v) - t )^2,      cos(u, v) = u.v / (|u| |v|)
+
+   N examples give N(N-1)/2 pairs, so a handful of labels yields hundreds of distinct
+   training signals, each of which moves the whole metric space rather than a classifier
+   fitted to N points. The target for "different" is 0 (orthogonal), not -1: a sentence
+   encoder trained with a cosine objective (the default encoder) puts unrelated texts near 0
+   already, and asking for -1 would pull every class pair to opposite poles, a geometry
+   that more than two classes cannot have and that tears the pre-trained space apart.
+   Sampling is balanced: every class gets the same number of positive pairs and every pair
+   of classes the same number of negative pairs (see ``sample_pairs``), so a large class
+   does not dominate the geometry. The number of pairs is ``--fewshot-pairs`` or
+   PAIRS_PER_EXAMPLE per training example (at least MIN_PAIRS, at most MAX_PAIRS), seen
+   once (one epoch) at a small learning rate: with 16 examples, more steps or a larger rate
+   overfit the few texts and lose what the pre-trained encoder knew. ``--epochs``, ``--lr``
+   and ``--batch-size`` set this phase. The word embeddings stay fixed (as in ``full``).
+
+2. **A head** (the task's, started from the label descriptions when ``--labels`` gives them)
+   trains on the tuned encoder's pooled vectors of the training split, exactly as ``probe``
+   trains its head (the task's probe defaults for epochs, learning rate and batch size);
+   the features are computed afresh (not from the disk cache: the encoder changed).
+
+The tuned encoder is scored after phase 1 by the nearest-class-centroid accuracy on
+validation: x goes to the class c maximising cos(Enc(x), mean_i normalize(Enc(x_i)) over
+the train examples of c). It is computed on the pre-trained encoder too; when validation is
+large enough to rank with and the tuning made it worse, the pre-trained weights come back
+(the loop's keep-the-best rule, with the starting point as a candidate).
+
+Cost: pairs x 2 texts x 6 N FLOPs per token for phase 1, then 2 N per token for one pass
+over every split; the head trains in seconds.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+from .. import progress
+from ..errors import UserError
+from ..model import HeadModel, TaskModel, head_logits
+from ..training.batching import ShuffledBatches
+from ..training.distributed import sum_int
+from ..training.loop import LoopResult, fit
+from .base import RunContext, Strategy, StrategyResult, count_params, register
+from .full import non_embedding_params
+from .probe import ProbeStrategy, prior_loss
+
+PAIRS_PER_EXAMPLE = 20
+MIN_PAIRS = 200
+MAX_PAIRS = 4000
+ENUMERATE_MAX = 200_000  # candidate pairs per group listed outright; above, pairs are drawn at random
+EVAL_ROWS = 2000  # validation rows the centroid score reads at most (a seeded subset beyond)
+
+
+def pair_count(n_train: int, given: int | None = None) -> int:
+    """``given``, else PAIRS_PER_EXAMPLE per example within [MIN_PAIRS, MAX_PAIRS]."""
+    return given or min(max(PAIRS_PER_EXAMPLE * n_train, MIN_PAIRS), MAX_PAIRS)
+
+
+def _spread(k: int, groups: int, rng: np.random.Generator) -> np.ndarray:
+    """``k`` items over ``groups`` as evenly as possible: each gets k // groups, and k % groups of them
+    (chosen at random) one more."""
+    counts = np.full(groups, k // groups, dtype=np.int64)
+    counts[rng.choice(groups, k % groups, replace=False)] += 1
+    return counts
+
+
+def _picks(total: int, k: int, rng: np.random.Generator) -> np.ndarray:
+    """``k`` indices into range(total): every index k // total times, then k % total distinct ones at
+    random (so no candidate repeats before all have been used)."""
+    return np.concatenate([np.tile(np.arange(total), k // total), rng.choice(total, k % total, replace=False)])
+
+
+def _within(members: np.ndarray, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``k`` unordered pairs of distinct members."""
+    m = len(members)
+    if m * (m - 1) // 2 <= ENUMERATE_MAX:
+        i, j = np.triu_indices(m, 1)
+        p = _picks(len(i), k, rng)
+        return members[i[p]], members[j[p]]
+    i = rng.integers(0, m, k)
+    j = (i + rng.integers(1, m, k)) % m  # uniform over the others
+    return members[i], members[j]
+
+
+def _across(a: np.ndarray, b: np.ndarray, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``k`` pairs with one member from ``a`` and one from ``b``."""
+    if len(a) * len(b) <= ENUMERATE_MAX:
+        i, j = np.divmod(_picks(len(a) * len(b), k, rng), len(b))
+        return a[i], b[j]
+    return a[rng.integers(0, len(a), k)], b[rng.integers(0, len(b), k)]
+
+
+def sample_pairs(labels, n_pairs: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Balanced contrastive pairs: (first indices, second indices, targets 1.0 / 0.0), shuffled.
+
+    n_pairs // 2 positive pairs, spread evenly over the classes that have two examples or
+    more (their counts differ by at most one), and the rest negative, spread evenly over the
+    C(C-1)/2 pairs of classes (so every class takes part in as many negatives as any other).
+    Within a class, or a pair of classes, no pair of examples repeats before every possible
+    pair has been drawn once; a text is never paired with itself. Fixed by ``seed``.
+    """
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    classes = [np.flatnonzero(labels == c) for c in np.unique(labels)]
+    if len(classes) < 2:
+        raise UserError("--strategy fewshot: contrastive pairs need at least two classes.")
+    paired = [m for m in classes if len(m) >= 2]
+    n_pos = n_pairs // 2 if paired else 0
+    firsts, seconds, targets = [], [], []
+    for members, k in zip(paired, _spread(n_pos, max(len(paired), 1), rng), strict=False):
+        a, b = _within(members, int(k), rng)
+        firsts.append(a), seconds.append(b), targets.append(np.ones(len(a), np.float32))
+    duo = [(c, d) for c in range(len(classes)) for d in range(c + 1, len(classes))]
+    for (c, d), k in zip(duo, _spread(n_pairs - n_pos, len(duo), rng), strict=True):
+        a, b = _across(classes[c], classes[d], int(k), rng)
+        swap = rng.random(len(a)) < 0.5  # neither class always first
+        a, b = np.where(swap, b, a), np.where(swap, a, b)
+        firsts.append(a), seconds.append(b), targets.append(np.zeros(len(a), np.float32))
+    a, b, t = (np.concatenate(x) for x in (firsts, seconds, targets))
+    order = rng.permutation(len(a))
+    return a[order], b[order], t[order]
+
+
+class PairCosine(nn.Module):
+    """The pair phase's head: TaskModel hands it [u; v] (B, 2H) for texts encoded apart; it returns
+    cos(u, v) (B,), computed in fp32 (bf16's 8 bits of mantissa would round away the small
+    differences of cosine the loss is made of)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        u, v = x.float().chunk(2, dim=-1)
+        return F.cosine_similarity(u, v, dim=-1)
+
+
+def pair_loss(cos: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return F.mse_loss(cos, target)
+
+
+def centroid_accuracy(encoder, train_tokens, train_y: np.ndarray, val_tokens, val_y: np.ndarray,
+                      precision: str) -> float:
+    """Validation accuracy of the nearest class centroid (cosine) of the train examples' vectors."""
+    key = (encoder.layer, encoder.pooling)
+    x = encoder.encode(train_tokens, precision=precision)[key]
+    v = encoder.encode(val_tokens, precision=precision)[key]
+    x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    v /= np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+    classes = np.unique(train_y)
+    centroids = np.stack([x[train_y == c].mean(0) for c in classes])
+    pred = classes[(v @ centroids.T).argmax(1)]
+    return float((pred == val_y).mean())
+
+
+@register
+class FewshotStrategy(Strategy):
+    name = "fewshot"
+    epochs = 1  # over the pairs
+    lr = 2e-5
+    batch_size = 16
+    description = "pair tuning"
+
+    def run(self, ctx: RunContext) -> StrategyResult:
+        task = ctx.task
+        if task.name != "classify":
+            raise UserError(f"--strategy fewshot tunes the encoder on pairs of same- and different-label examples: "
+                            f"only for the classify task, not '{task.name}'. Try --strategy probe or full.")
+        if task.pair_mode == "bi":
+            raise UserError("--strategy fewshot compares one input per example; text pairs encoded apart (--pair-mode "
+                            "bi) give two. Use --pair-mode cross, or --strategy probe or full.")
+        if ctx.checkpoints is not None:
+            raise UserError("--strategy fewshot trains in two short phases and writes no checkpoints: drop "
+                            "--checkpoint-every / --resume.")
+        pairs_result, pair_costs = self.tune_encoder(ctx)
+        features, encode_tokens = self.features(ctx)
+        head, head_result = self.train_head(ctx, features)
+        head_trainable, _ = count_params(head)
+        n_params = sum(p.numel() for p in ctx.encoder.parameters())
+        costs = {**pair_costs, "trainable_params": pair_costs["pair_trainable_params"] + head_trainable,
+                 "head_trainable_params": head_trainable, "total_params": n_params + head_trainable,
+                 "encode_tokens": encode_tokens,
+                 "train_flops_estimate": 6 * non_embedding_params(ctx.encoder) * pairs_result.tokens
+                 + 2 * non_embedding_params(ctx.encoder) * encode_tokens}
+        return StrategyResult(head=head, loop=merge_results(pairs_result, head_result), encoder_trained=True,
+                              features=features, costs=costs)
+
+    # ---- phase 1 -------------------------------------------------------------------------------
+    def tune_encoder(self, ctx: RunContext) -> tuple[LoopResult, dict]:
+        """Train the encoder on balanced pairs (cosine target 1 same label, 0 different); returns the loop's
+        record and the phase's costs."""
+        cfg, enc = ctx.cfg, ctx.encoder
+        epochs, lr, batch_size = self.hyper(cfg, ctx.task)
+        tokens = ctx.tokens["train"]
+        y = ctx.targets["train"].numpy()
+        a, b, t = sample_pairs(y, pair_count(len(y), cfg.fewshot_pairs), cfg.seed)
+        target = torch.from_numpy(t)
+        model = TaskModel(enc, PairCosine())
+        for p in model.parameters():
+            p.requires_grad_(True)
+        if cfg.freeze_embeddings:
+            emb = enc.model.get_input_embeddings()
+            if emb is not None:
+                emb.weight.requires_grad_(False)
+        trainable, _ = count_params(model)
+
+        second_tokens = [0]  # the loop counts the first texts' tokens; the second texts' are counted here
+
+        def collate(idx):
+            idx = np.asarray(idx, dtype=np.int64)
+            second = {f"{k}_b": v for k, v in enc.collate(tokens, b[idx]).items()}
+            second_tokens[0] += int(second["attention_mask_b"].sum())
+            return {**enc.collate(tokens, a[idx]), **second, "labels": target[idx]}
+
+        loader = DataLoader(range(len(a)), batch_sampler=ShuffledBatches(len(a), batch_size, cfg.seed),
+                            collate_fn=collate)
+        val_tokens, val_y = ctx.tokens["validation"], ctx.targets["validation"].numpy()
+        if len(val_y) > EVAL_ROWS:
+            keep = np.sort(np.random.default_rng(cfg.seed).choice(len(val_y), EVAL_ROWS, replace=False))
+            val_tokens, val_y = val_tokens.subset(keep), val_y[keep]
+
+        def evaluate(m):
+            score = centroid_accuracy(m.encoder, tokens, y, val_tokens, val_y, ctx.precision)
+            return score, {"centroid_accuracy": score}
+
+        t0 = time.perf_counter()
+        start_score = evaluate(model)[0]
+        start = {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}
+        t_start = time.perf_counter() - t0
+        # A second text per row: the loop's per-pass token cap would cut it by the first text's mask.
+        loop_cfg = ctx.loop_config(epochs, lr, f"{self.description} ({len(a)} pairs)", max_tokens_per_batch=None)
+        result = fit(model, loader, pair_loss, evaluate, loop_cfg)
+        result.tokens += sum_int(second_tokens[0])
+        result.seconds += t_start
+        result.eval_seconds += t_start
+        restored = bool(loop_cfg.keep_best and result.best_score < start_score)
+        if restored:  # the tuning made the vectors worse at telling the classes apart: keep the start
+            model.load_state_dict(start, strict=False)
+            progress.info(f"fewshot: pair tuning lowered the validation centroid accuracy ({start_score:.4f} -> "
+                          f"{result.best_score:.4f}); keeping the pre-trained encoder")
+        for p in enc.parameters():
+            p.requires_grad_(False)
+        enc.eval()
+        step = max(1, len(result.losses) // 20)
+        costs = {"pairs": int(len(a)), "positive_pairs": int(t.sum()), "pair_steps": result.steps,
+                 "pair_seconds": round(result.seconds, 2), "pair_trainable_params": trainable,
+                 "pair_lr": lr, "pair_batch_size": batch_size, "pair_epochs": epochs,
+                 "centroid_accuracy_before": round(start_score, 6),
+                 "centroid_accuracy_after": round(result.best_score, 6), "pair_tuning_kept": not restored,
+                 "pair_loss_curve": [[s, loss] for s, _, loss in result.losses[::step]]}
+        return result, costs
+
+    # ---- phase 2 -------------------------------------------------------------------------------
+    def features(self, ctx: RunContext) -> tuple[dict[str, np.ndarray], int]:
+        """Pooled vectors of every split from the tuned encoder, and the tokens encoded."""
+        enc, out, n_tokens = ctx.encoder, {}, 0
+        for split in ("train", "validation", "test"):
+            if split not in ctx.prepared:
+                continue
+            tok = ctx.tokens[split]
+            with progress.bar(f"encode {split}", total=len(tok)) as pbar:
+                out[split] = enc.encode(tok, precision=ctx.precision, progress=pbar)[(enc.layer, enc.pooling)]
+            n_tokens += int(tok.lengths().sum())
+        return out, n_tokens
+
+    def train_head(self, ctx: RunContext, features: dict[str, np.ndarray]) -> tuple[nn.Module, LoopResult]:
+        """The task's head on fixed features, as ``probe`` trains it (its settings for this task)."""
+        cfg, task = ctx.cfg, ctx.task
+        d = task.defaults.get("probe", {})
+        epochs, lr = d.get("epochs", ProbeStrategy.epochs), d.get("lr", ProbeStrategy.lr)
+        batch_size = d.get("batch_size", ProbeStrategy.batch_size)
+        head, label_emb = ctx.build_head()
+        loss_fn = task.loss if label_emb is None else prior_loss(task.loss, head, len(features["train"]))
+        x, y = torch.from_numpy(features["train"]), ctx.targets["train"]
+        loader = DataLoader(range(len(x)), batch_sampler=ShuffledBatches(len(x), batch_size, cfg.seed),
+                            collate_fn=lambda idx: {"features": x[torch.as_tensor(idx)],
+                                                    "labels": task.collate_targets(y, idx)})
+        val_x = features["validation"]
+
+        def evaluate(m):
+            score = ctx.score(head_logits(m.head, val_x))
+            return score, {task.primary_metric: score}
+
+        loop_cfg = ctx.loop_config(epochs, lr, "train head", patience=max(cfg.patience, 10), precision="fp32",
+                                   eval_every=None, max_tokens_per_batch=None)
+        return head, fit(HeadModel(head), loader, loss_fn, evaluate, loop_cfg)
+
+
+def merge_results(pairs: LoopResult, head: LoopResult) -> LoopResult:
+    """The head's record (its history is what picked the weights kept), with the time, rows and tokens of
+    the pair phase added so that the run's training costs count both phases."""
+    head.seconds += pairs.seconds
+    head.eval_seconds += pairs.eval_seconds
+    head.examples += pairs.examples
+    head.tokens += pairs.tokens
+    head.out_of_time = head.out_of_time or pairs.out_of_time
+    return head

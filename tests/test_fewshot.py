@@ -1,0 +1,144 @@
+"""The ``fewshot`` strategy on tiny random encoders: balanced pairs, pair tuning, a run that reloads."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+
+import enctune
+from enctune.encoders import Encoder
+from enctune.strategies.fewshot import pair_count, sample_pairs
+
+from .conftest import make_rows, write_jsonl
+
+# A tiny random encoder moves visibly only at a rate far above the default encoder's 2e-5. tiny_bert_std
+# (small initial weights) keeps each word's identity in its mean-pooled vectors; tiny_bert's large weights
+# wash it out, and 25 steps of pair tuning cannot bring it back.
+FAST = {"strategy": "fewshot", "lr": 1e-2, "precision": "fp32", "fewshot_pairs": 400}
+
+
+def _counts(labels, a, b, t):
+    y = np.asarray(labels)
+    pos = Counter(y[a[t == 1]].tolist())
+    neg = Counter(tuple(sorted(p)) for p in zip(y[a[t == 0]].tolist(), y[b[t == 0]].tolist(), strict=True))
+    return pos, neg
+
+
+@pytest.mark.parametrize("n_classes,sizes,n_pairs", [(2, [8, 8], 320), (2, [3, 40], 201),
+                                                     (5, [2, 4, 8, 16, 64], 400), (5, [5] * 5, 203)])
+def test_pairs_are_balanced(n_classes, sizes, n_pairs):
+    labels = np.repeat(np.arange(n_classes), sizes)
+    a, b, t = sample_pairs(labels, n_pairs, seed=3)
+    assert len(a) == len(b) == len(t) == n_pairs
+    assert int(t.sum()) == n_pairs // 2  # half positive, half negative
+    assert not np.any(a == b)  # never a text with itself
+    assert np.all((labels[a] == labels[b]) == (t == 1))  # targets say whether the labels agree
+    pos, neg = _counts(labels, a, b, t)
+    # every class has as many positive pairs as any other (within one), and every pair of classes as many
+    # negative pairs
+    assert set(pos) == set(range(n_classes)) and max(pos.values()) - min(pos.values()) <= 1
+    duos = {(c, d) for c in range(n_classes) for d in range(c + 1, n_classes)}
+    assert set(neg) == duos and max(neg.values()) - min(neg.values()) <= 1
+    # within a class, no pair repeats before all of its pairs are used
+    for c, n in enumerate(sizes):
+        pairs = Counter(tuple(sorted(p)) for p in zip(a[(t == 1) & (labels[a] == c)].tolist(),
+                                                       b[(t == 1) & (labels[a] == c)].tolist(), strict=True))
+        assert max(pairs.values()) - min(pairs.values()) <= 1
+        assert len(pairs) == min(pos[c], n * (n - 1) // 2)
+    # fixed by the seed
+    again = sample_pairs(labels, n_pairs, seed=3)
+    assert all(np.array_equal(x, y) for x, y in zip((a, b, t), again, strict=True))
+    assert not np.array_equal(a, sample_pairs(labels, n_pairs, seed=4)[0])
+
+
+def test_pair_count_scales_with_the_data():
+    assert pair_count(4) == 200 and pair_count(16) == 320 and pair_count(10_000) == 4000
+    assert pair_count(16, 50) == 50
+
+
+def test_a_class_of_one_gets_negatives_only():
+    labels = np.array([0, 1, 1, 1, 2, 2])
+    a, b, t = sample_pairs(labels, 100, seed=0)
+    pos, neg = _counts(labels, a, b, t)
+    assert set(pos) == {1, 2} and pos[1] == pos[2] == 25
+    assert set(neg) == {(0, 1), (0, 2), (1, 2)}
+
+
+def _separation(encoder: Encoder, rows: list[dict]) -> float:
+    """Mean cosine of same-label pairs minus mean cosine of different-label pairs."""
+    x = encoder.encode(encoder.tokenize([r["text"] for r in rows]))[(encoder.layer, encoder.pooling)]
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    y = np.array([r["label"] for r in rows])
+    cos, same = x @ x.T, y[:, None] == y[None, :]
+    off = ~np.eye(len(y), dtype=bool)
+    return float(cos[same & off].mean() - cos[~same].mean())
+
+
+def test_fewshot_trains_reloads_and_pulls_classes_together(tiny_bert_std, tmp_path):
+    d = tmp_path / "data"
+    write_jsonl(d / "train.jsonl", make_rows(16, seed=1))  # 8 per class
+    write_jsonl(d / "validation.jsonl", make_rows(40, seed=2))
+    write_jsonl(d / "test.jsonl", make_rows(40, seed=3))
+    out = tmp_path / "run"
+    run = enctune.train(data=str(d), out=str(out), model=str(tiny_bert_std), **FAST)
+    metrics = run.metrics
+    assert metrics["strategy"] == "fewshot"
+    costs = metrics["costs"]
+    assert costs["pairs"] == 400 and costs["positive_pairs"] == 200 and costs["pair_steps"] == 25
+    assert costs["trainable_params"] == costs["pair_trainable_params"] + costs["head_trainable_params"]
+    assert costs["head_trainable_params"] == 32 * 2 + 2
+    assert costs["pair_loss_curve"] and costs["pair_seconds"] > 0
+    assert metrics["test"]["accuracy"] >= 0.8
+    meta = json.loads((out / "model" / "enctune.json").read_text())
+    assert meta["strategy"] == "fewshot"
+    assert (out / "model" / "encoder" / "model.safetensors").is_file()
+
+    texts = [r["text"] for r in make_rows(10, seed=9)]
+    loaded = enctune.load(out)
+    np.testing.assert_array_equal(run.predictor.predict_proba(texts), loaded.predict_proba(texts))
+
+    # the tuned encoder puts same-label texts closer together than the pre-trained one did
+    rows = make_rows(40, seed=5)
+    before, after = _separation(Encoder.load(str(tiny_bert_std)), rows), _separation(loaded.encoder, rows)
+    assert after > before + 0.05, (before, after)
+
+
+def test_same_seed_same_run(tiny_bert_std, tmp_path):
+    data = write_jsonl(tmp_path / "train.jsonl", make_rows(24, seed=1))
+    a = enctune.train(data=str(data), out=str(tmp_path / "a"), model=str(tiny_bert_std), **FAST)
+    b = enctune.train(data=str(data), out=str(tmp_path / "b"), model=str(tiny_bert_std), **FAST)
+    assert a.metrics["costs"]["pair_loss_curve"] == b.metrics["costs"]["pair_loss_curve"]
+    assert a.metrics["validation"] == b.metrics["validation"]
+
+
+def test_fewshot_with_label_descriptions_and_five_classes(tiny_bert_std, tmp_path):
+    labels = ("alpha", "beta", "gamma", "delta", "eps")
+    rows = make_rows(25, seed=1, labels=labels)
+    data = write_jsonl(tmp_path / "train.jsonl", rows)
+    run = enctune.train(data=str(data), out=str(tmp_path / "r"), model=str(tiny_bert_std),
+                        labels="alpha: good;beta: bad", **FAST)
+    assert run.metrics["data"]["labels"] == sorted(labels)
+    assert json.loads((tmp_path / "r" / "model" / "enctune.json").read_text())["task_options"]["head"] == "cosine"
+    probs = enctune.load(tmp_path / "r").predict_proba(["good film"])
+    assert probs.shape == (1, 5)
+
+
+def test_fewshot_is_for_classification_only(tiny_bert_std, tmp_path):
+    rows = [{"text": r["text"], "label": float(i % 5)} for i, r in enumerate(make_rows(30))]
+    data = write_jsonl(tmp_path / "train.jsonl", rows)
+    with pytest.raises(enctune.UserError, match="only for the classify task"):
+        enctune.train(data=str(data), out=str(tmp_path / "r"), model=str(tiny_bert_std), task="regress", **FAST)
+
+
+def test_fewshot_refuses_pairs_encoded_apart(tiny_bert_std, tmp_path):
+    rows = [{"premise": r["text"], "hypothesis": "the film", "label": r["label"]} for r in make_rows(30)]
+    data = write_jsonl(tmp_path / "train.jsonl", rows)
+    with pytest.raises(enctune.UserError, match="encoded apart"):
+        enctune.train(data=str(data), out=str(tmp_path / "r"), model=str(tiny_bert_std), pair_mode="bi", **FAST)
+    # encoded together, a text pair is one input: fewshot trains on it
+    run = enctune.train(data=str(data), out=str(tmp_path / "ok"), model=str(tiny_bert_std), pair_mode="cross",
+                        fewshot_pairs=40, **{k: v for k, v in FAST.items() if k != "fewshot_pairs"})
+    assert run.metrics["strategy"] == "fewshot"
