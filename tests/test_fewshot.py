@@ -108,8 +108,9 @@ def test_fewshot_trains_reloads_and_pulls_classes_together(tiny_bert_std, tmp_pa
 
 def test_same_seed_same_run(tiny_bert_std, tmp_path):
     data = write_jsonl(tmp_path / "train.jsonl", make_rows(24, seed=1))
-    a = enctune.train(data=str(data), out=str(tmp_path / "a"), model=str(tiny_bert_std), **FAST)
-    b = enctune.train(data=str(data), out=str(tmp_path / "b"), model=str(tiny_bert_std), **FAST)
+    kw = {**FAST, "fewshot_pairs": 64}
+    a = enctune.train(data=str(data), out=str(tmp_path / "a"), model=str(tiny_bert_std), **kw)
+    b = enctune.train(data=str(data), out=str(tmp_path / "b"), model=str(tiny_bert_std), **kw)
     assert a.metrics["costs"]["pair_loss_curve"] == b.metrics["costs"]["pair_loss_curve"]
     assert a.metrics["validation"] == b.metrics["validation"]
 

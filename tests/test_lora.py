@@ -211,3 +211,10 @@ def test_onnx_export_of_a_lora_run_agrees_with_pytorch(lora_run, tmp_path):
     np.testing.assert_allclose(onnx_pred.predict_proba(texts), run.predictor.predict_proba(texts), atol=1e-5)
     assert [p["label"] for p in onnx_pred.predict(texts)] == [p["label"] for p in run.predictor.predict(texts)]
     assert (root / "run" / "model" / "adapter").is_dir()  # the run folder is left as it was
+
+
+def test_a_lora_run_is_refused_as_a_starting_encoder(lora_run, sentiment_dir, tmp_path):
+    root, _ = lora_run
+    with pytest.raises(enctune.UserError, match="--merge"):
+        enctune.train(data=str(sentiment_dir), out=str(tmp_path / "again"), model=str(root / "run"), strategy="probe")
+    assert not (tmp_path / "again").exists()

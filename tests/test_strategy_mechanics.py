@@ -164,6 +164,8 @@ def test_step_floor_gives_small_sets_enough_steps(tiny_bert, tmp_path):
     ({"budget": "soon"}, "expected a duration"),
     ({"template": "no slot"}, "exactly once"),
     ({"strategy": "probe", "unfreeze_layers": 2}, "--unfreeze-layers is for"),
+    ({"strategy": "full", "lora_r": 4}, "--lora-r: for --strategy lora"),
+    ({"strategy": "probe", "fewshot_pairs": 40}, "--fewshot-pairs is for"),
 ])
 def test_invalid_combinations_are_refused(flags, message, tiny_bert, sentiment_dir, tmp_path):
     with pytest.raises(enctune.UserError, match=message):

@@ -34,6 +34,7 @@ from .config import TrainConfig, budget_seconds, make_config
 from .data import Examples, load_splits, load_texts
 from .encoders import Encoder
 from .encoders.cache import texts_hash
+from .encoders.resolve import refuse_lora_run
 from .errors import UserError
 from .model import TaskModel
 from .model_folder import _replace_dir, find_model_folder, write_model_folder
@@ -111,6 +112,7 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
         from .cv import check_folds
 
         check_folds(cfg.cv, task.stratify_key(splits.train))
+    refuse_lora_run(cfg.model)
     encoder = Encoder.load(cfg.model, pooling=cfg.pooling, max_length=cfg.max_length,
                            layer=-1 if cfg.layer == "best" else cfg.layer, trust_remote_code=cfg.trust_remote_code,
                            allow_pickle=cfg.allow_pickle)
@@ -275,6 +277,7 @@ def advise(config: TrainConfig | None = None, config_file: str | None = None, **
     splits = load_splits(cfg.data, cfg.validation, cfg.test, cfg.text_column, cfg.text_pair_column,
                          cfg.label_column, cfg.validation_fraction, cfg.seed, cfg.task, _task_options(cfg))
     task = splits.task
+    refuse_lora_run(cfg.model)
     encoder = Encoder.load(cfg.model, pooling=cfg.pooling, max_length=cfg.max_length,
                            trust_remote_code=cfg.trust_remote_code, allow_pickle=cfg.allow_pickle)
     named = {"train": splits.train, "validation": splits.validation, "test": splits.test}

@@ -104,6 +104,12 @@ class TrainConfig(BaseModel):
             raise ValueError(f"--unfreeze-layers is for --strategy partial, not {self.strategy}")
         if self.layer_lr_decay is not None and self.strategy not in ("partial", "full", "auto"):
             raise ValueError(f"--layer-lr-decay is for --strategy partial or full, not {self.strategy}")
+        lora_set = sorted(f for f in self.model_fields_set if f.startswith("lora_"))
+        if lora_set and self.strategy not in ("lora", "auto"):
+            raise ValueError(f"{', '.join('--' + f.replace('_', '-') for f in lora_set)}: for --strategy lora, "
+                             f"not {self.strategy}")
+        if self.fewshot_pairs is not None and self.strategy not in ("fewshot", "auto"):
+            raise ValueError(f"--fewshot-pairs is for --strategy fewshot, not {self.strategy}")
         return self
 
     @field_validator("data", "out")

@@ -59,6 +59,18 @@ def resolve_encoder(name: str | os.PathLike) -> str:
     return name
 
 
+def refuse_lora_run(name: str) -> None:
+    """A LoRA run's encoder/ holds the base weights only: starting a new run from it would silently drop
+    the adapters. UserError pointing at ``enctune export --merge``."""
+    p = Path(str(name)).expanduser()
+    if not p.is_dir():
+        return
+    for folder in (p / "model", p, p.parent):
+        if (folder / "adapter").is_dir() and (folder / "enctune.json").is_file():
+            raise UserError(f"{p}: a LoRA run, whose encoder folder holds the base weights without the adapters. "
+                            f"Fold them in first: enctune export {folder} --merge --out MERGED, then --model MERGED.")
+
+
 def is_causal(config) -> bool:
     archs = getattr(config, "architectures", None) or []
     return bool(getattr(config, "is_decoder", False)) or config.model_type in CAUSAL_TYPES or any(

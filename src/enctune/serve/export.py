@@ -200,6 +200,9 @@ def export_onnx(run: str, out: str, quantize: str | None = None, check_data: str
         raise UserError(f"--out {out}: exists and is not an enctune ONNX export; choose another --out.")
     run_p = Path(run)
     predictor = Predictor.load(run_p, precision="fp32")
+    if predictor.meta.get("template") or predictor.encoder.pooling == "mask":
+        raise UserError(f"{run}: a cloze zero-shot model (its texts are wrapped in a template and read at the mask) "
+                        "cannot be exported to ONNX by this version; serve it with PyTorch.")
     merge_adapters(predictor.encoder)  # a LoRA run: trace the plain encoder, W + (alpha / r) B A folded in
     if predictor.task.name not in DECODERS:
         raise UserError(f"{run}: task '{predictor.task.name}' cannot be exported to ONNX by this version "
