@@ -13,8 +13,13 @@ caches never carry over from one run to the next:
 | tool | what runs |
 | --- | --- |
 | ``setfit`` | SetFit 1.2 with default ``TrainingArguments`` (contrastive pairs by oversampling, 1 epoch, batch 16, body lr 2e-5, a logistic-regression head), on the default encoder's folder, ``seed`` = the bench seed; it sees no validation split |
-| ``enctune_auto`` | ``enctune.train(strategy="auto")``: the advisor's pick, validation = SST-2 validation |
-| ``enctune_fewshot`` | ``enctune.train(strategy="fewshot")``, validation = SST-2 validation |
+| ``enctune_auto`` | ``enctune.train(strategy="auto", labels=LABELS)``: the advisor's pick, validation = SST-2 validation |
+| ``enctune_fewshot`` | ``enctune.train(strategy="fewshot", labels=LABELS)``, validation = SST-2 validation |
+
+``LABELS`` are the label descriptions a user writes once for movie-review sentiment (the
+phrasings chosen on validation by ``python -m bench.strategies --what zeroshot``, see
+BENCHMARKS.md): enctune's heads start from them (``--init-head auto``). SetFit has no such
+input; its model card API takes none.
 
 Measured per run: accuracy on the 1,821 SST-2 test sentences, and wall seconds from before
 the model loads to after the test predictions (enctune's ``train`` scores the test split
@@ -45,6 +50,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOLS = ("setfit", "enctune_auto", "enctune_fewshot")
+LABELS = ("positive: a great movie, I loved it|a great, enjoyable film|an excellent movie;"
+          "negative: a terrible movie, I hated it|a bad, boring film|an awful movie")
 PACKAGES = ("torch", "transformers", "sentence-transformers", "setfit", "scikit-learn", "enctune")
 
 
@@ -95,7 +102,7 @@ def run_enctune(args: dict) -> dict:
     t0 = time.perf_counter()
     run = enctune.train(data=args["train"], validation=args["validation"], test=args["test"],
                         out=str(Path(args["work"]) / "run"), model="default", strategy=args["strategy"],
-                        precision=args["precision"], seed=args["seed"])
+                        precision=args["precision"], seed=args["seed"], labels=LABELS)
     wall = time.perf_counter() - t0
     m, costs = run.metrics, run.metrics["costs"]
     return {"test_accuracy": round(m["test"]["accuracy"], 4), "wall_seconds": round(wall, 2),

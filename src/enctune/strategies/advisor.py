@@ -4,7 +4,8 @@ Rules (each reason is printed and stored):
 - a token-level task (tag, extract) needs a vector per token: ``full``;
 - the smallest class has fewer than MIN_PER_CLASS_FOR_FULL examples: ``probe`` (a frozen
   encoder with a head, started from the label descriptions when ``--labels`` gives them,
-  overfits least);
+  overfits least; full fine-tuning on a dozen examples a class moves 22M parameters on
+  noise);
 - full fine-tuning fits the time budget (20 minutes by default, ``--budget``): ``full``;
 - else ``partial`` if it fits, else ``probe``.
 
@@ -26,7 +27,7 @@ import torch
 CPU_TOKENS_PER_SEC_PER_CORE = 900.0
 GPU_SPEEDUP = 30.0
 DEFAULT_BUDGET_SECONDS = 20 * 60
-MIN_PER_CLASS_FOR_FULL = 8
+MIN_PER_CLASS_FOR_FULL = 16
 FEWSHOT_MAX_PER_CLASS = 64
 
 
