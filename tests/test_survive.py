@@ -157,6 +157,19 @@ def test_split_by_tokens_keeps_rows_and_trims_padding():
     assert sum(int(p["attention_mask"].sum()) for p in pieces) == int(mask.sum())
 
 
+def test_split_by_tokens_trims_each_side_of_a_pair_by_its_own_mask():
+    a = torch.tensor([[1, 1, 0], [1, 1, 0], [1, 0, 0]])  # first texts: at most 2 tokens
+    b = torch.tensor([[1, 1, 1], [1, 0, 0], [1, 1, 0]])  # second texts: up to 3, same padded width
+    batch = {"input_ids": a * 5, "attention_mask": a, "input_ids_b": b * 7, "attention_mask_b": b,
+             "labels": torch.tensor([0, 1, 1])}
+    pieces = split_by_tokens(batch, 6)
+    assert sum(int(p["attention_mask_b"].sum()) for p in pieces) == int(b.sum())  # no second-text token cut
+    assert sum(int(p["attention_mask"].sum()) for p in pieces) == int(a.sum())
+    for p in pieces:
+        assert p["input_ids_b"].shape == p["attention_mask_b"].shape
+        assert p["attention_mask_b"][:, -1].any()  # trimmed to its own longest row, not the first side's
+
+
 def test_token_cap_and_gradient_checkpointing_train_the_same_model(tiny_bert_no_dropout, sentiment_dir, tmp_path):
     kw = {"data": str(sentiment_dir), "model": str(tiny_bert_no_dropout), "strategy": "full", "epochs": 1, "batch_size": 16,
           "lr": 3e-3, "dropout": 0.0, "seed": 1}

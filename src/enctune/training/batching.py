@@ -88,9 +88,10 @@ def split_by_tokens(batch: dict, max_tokens: int | None) -> list[dict]:
     budget, come back whole. A single row longer than the budget stays one slice.
     """
     mask = batch.get("attention_mask")
-    if not max_tokens or mask is None or mask.numel() <= max_tokens:
+    mask_b = batch.get("attention_mask_b")  # the second texts of pairs encoded apart, padded on their own
+    if not max_tokens or mask is None or mask.numel() + (mask_b.numel() if mask_b is not None else 0) <= max_tokens:
         return [batch]
-    lengths = mask.sum(1)
+    lengths = mask.sum(1) + (mask_b.sum(1) if mask_b is not None else 0)
     out, start, n = [], 0, mask.shape[0]
     while start < n:
         stop = start + 1
@@ -99,7 +100,11 @@ def split_by_tokens(batch: dict, max_tokens: int | None) -> list[dict]:
             width = max(width, int(lengths[stop]))
             stop += 1
         keep = mask[start:stop].any(0)
-        out.append({k: (v[start:stop][:, keep] if v.ndim == 2 and v.shape == mask.shape else v[start:stop])
-                    for k, v in batch.items()})
+        keep_b = mask_b[start:stop].any(0) if mask_b is not None else None
+        piece = {}
+        for k, v in batch.items():
+            m, kp = (mask_b, keep_b) if k.endswith("_b") and mask_b is not None else (mask, keep)
+            piece[k] = v[start:stop][:, kp] if v.ndim == 2 and v.shape == m.shape else v[start:stop]
+        out.append(piece)
         start = stop
     return out
