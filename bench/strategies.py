@@ -104,14 +104,27 @@ def zeroshot(data: Path, work: Path, timeout: float) -> tuple[list[dict], list[s
                          "--out", str(work / f"zs-{len(runs)}")], cache, timeout)
         runs.append({"template": template, "labels": labels, **r})
         print(f"zeroshot {template!r} {labels[:60]!r}: {r.get('validation')} / {r.get('test')}", file=sys.stderr)
+    return runs, zeroshot_table(runs)
+
+
+def _cell(text: str) -> str:
+    """Text for a Markdown table cell: the phrasing separator '|' escaped."""
+    return text.replace("|", "\\|")
+
+
+def _num(x) -> str:
+    return f"{x:.4f}" if isinstance(x, float) else str(x)
+
+
+def zeroshot_table(runs: list[dict]) -> list[str]:
     ok = [r for r in runs if "error" not in r]
     best = max(ok, key=lambda r: r["validation"]) if ok else None
     md = ["| template | label phrasings | validation accuracy | test accuracy |", "| --- | --- | ---: | ---: |"]
     for r in runs:
         mark = " (chosen on validation)" if r is best else ""
-        md.append(f"| `{r['template']}` | `{r['labels']}` | {r.get('validation', 'failed')} | "
-                  f"{r.get('test', r.get('error', ''))}{mark} |")
-    return runs, md
+        md.append(f"| `{_cell(r['template'])}` | `{_cell(r['labels'])}` | {_num(r.get('validation', 'failed'))} | "
+                  f"{_num(r.get('test', r.get('error', '')))}{mark} |")
+    return md
 
 
 def lora(data: Path, work: Path, timeout: float) -> tuple[list[dict], list[str]]:
@@ -121,6 +134,10 @@ def lora(data: Path, work: Path, timeout: float) -> tuple[list[dict], list[str]]
                         str(work / f"cache-{strategy}"), timeout)
         runs.append(r)
         print(f"{strategy}: {r.get('test')} in {r.get('wall_seconds')} s", file=sys.stderr)
+    return runs, lora_table(runs)
+
+
+def lora_table(runs: list[dict]) -> list[str]:
     md = ["| strategy | test accuracy | trainable parameters | share of the model | wall s |",
           "| --- | ---: | ---: | ---: | ---: |"]
     for r in runs:
@@ -129,26 +146,31 @@ def lora(data: Path, work: Path, timeout: float) -> tuple[list[dict], list[str]]
             continue
         md.append(f"| {r['strategy']} | {r['test']:.4f} | {r['trainable_params']:,} | "
                   f"{100 * r['trainable_params'] / r['total_params']:.2f}% | {r['wall_seconds']} |")
-    return runs, md
+    return md
 
 
 def budget(data: Path, work: Path, timeout: float, budget_text: str, sizes: list[str]) -> tuple[list[dict], list[str]]:
     runs = []
-    md = []
     n_train = sum(1 for x in (data / "train.jsonl").read_text().splitlines() if x.strip())
     for size in sizes:
         folder = data if size == "all" else sample(data, int(size), 0, work)
         n = n_train if size == "all" else int(size)
-        rows = []
         for strategy in ["auto", *STRATEGIES]:
             r = run_enctune(["--data", str(folder), "--strategy", strategy, "--budget", budget_text,
                              "--out", str(work / f"{size}-{strategy}")], str(work / f"cache-{size}-{strategy}"),
                             timeout)
-            r = {"size": n, "asked": strategy, **r}
-            rows.append(r)
+            r = {"size": n, "asked": strategy, "budget": budget_text, **r}
             runs.append(r)
             print(f"{size} {strategy}: {r.get('test')} ({r.get('strategy')}) in {r.get('wall_seconds')} s",
                   file=sys.stderr)
+    return runs, budget_table(runs)
+
+
+def budget_table(runs: list[dict]) -> list[str]:
+    md = []
+    for n in dict.fromkeys(r["size"] for r in runs):
+        rows = [r for r in runs if r["size"] == n]
+        budget_text = rows[0].get("budget", "")
         ok = [r for r in rows if "error" not in r and r["asked"] != "auto"]
         best = max(ok, key=lambda r: r["test"]) if ok else None
         md += [f"### {n} training examples, budget {budget_text}", "",
@@ -169,7 +191,7 @@ def budget(data: Path, work: Path, timeout: float, budget_text: str, sizes: list
         if auto and best:
             md += ["", f"auto - best by hand: {auto['test'] - best['test']:+.4f} (test {auto['metric']})"]
         md.append("")
-    return runs, md
+    return md
 
 
 def main() -> None:
@@ -180,7 +202,16 @@ def main() -> None:
     ap.add_argument("--budget", default="5m")
     ap.add_argument("--sizes", default="300,all")
     ap.add_argument("--timeout", type=float, default=3600)
+    ap.add_argument("--render", action="store_true", help="rewrite <what>.md from <what>.json (no runs)")
     a = ap.parse_args()
+    if a.render:
+        saved = json.loads((Path(a.out) / f"{a.what}.json").read_text())
+        table = {"zeroshot": zeroshot_table, "lora": lora_table, "budget": budget_table}[a.what](saved["runs"])
+        md_path = Path(a.out) / f"{a.what}.md"
+        head = md_path.read_text().split("\n| ")[0].rstrip("\n").split("\n")[:6] if md_path.is_file() else []
+        md_path.write_text("\n".join(head + [""] + table) + "\n")
+        print(md_path.read_text())
+        return
     default = "financial_phrasebank" if a.what == "budget" else "sst2"
     data = Path(a.data or ROOT.parent / "shared" / "data" / default)
     out = Path(a.out)

@@ -226,3 +226,24 @@ def test_token_budget_batches_cover_every_index_once():
     assert sorted(flat.tolist()) == list(range(len(lengths)))
     for b in batches:
         assert len(b) <= 3 and len(b) * lengths[b].max() <= max(100, lengths[b].max())
+
+
+@pytest.mark.parametrize("precision", ["int8", "bf16"])
+def test_reduced_precision_rescores_unsure_texts_in_fp32(precision, tiny_bert, sentiment_dir, tmp_path):
+    _train(tiny_bert, sentiment_dir, tmp_path / "r", strategy="full", **FAST["full"])
+    texts = [r["text"] for r in make_rows(60, seed=11)]
+    exact = enctune.load(tmp_path / "r").predict_proba(texts)
+    everything = enctune.load(tmp_path / "r", precision=precision)
+    everything.refine_below = 1.01  # every text is unsure: all answers are fp32's
+    np.testing.assert_allclose(everything.predict_proba(texts), exact, atol=1e-6)
+    assert everything.refined == len(texts)
+    raw = enctune.load(tmp_path / "r", precision=precision)
+    raw.refine_below = 0.0  # nobody re-scored: the reduced-precision answers
+    approx = raw.predict_proba(texts)
+    assert raw.refined == 0
+    default = enctune.load(tmp_path / "r", precision=precision)
+    mixed = default.predict_proba(texts)
+    unsure = approx.max(1) < default.refine_below
+    assert default.refined == int(unsure.sum())
+    np.testing.assert_allclose(mixed[unsure], exact[unsure], atol=1e-6)
+    np.testing.assert_array_equal(mixed[~unsure], approx[~unsure])

@@ -115,14 +115,29 @@ def load_adapter(model: nn.Module, adapter: Path) -> nn.Module:
     return adapted
 
 
+REFINE_BELOW = 0.6  # reduced precision: classifications less sure than this are re-scored in fp32
+
+
 class Predictor:
-    def __init__(self, model: nn.Module, encoder: Encoder, task, meta: dict, precision: str = "fp32"):
+    """Predictions from a model folder (see the module docstring).
+
+    Under a reduced precision (bf16, int8) a classifier re-scores in fp32 every text whose top
+    probability is below ``refine_below`` (0.6 by default; 0 turns it off): rounding moves
+    probabilities by a few hundredths, which flips a label only near the decision boundary,
+    so the few unsure texts get the exact answer and the rest keep the fast one.
+    """
+
+    def __init__(self, model: nn.Module, encoder: Encoder, task, meta: dict, precision: str = "fp32",
+                 refine_below: float = REFINE_BELOW):
         self.encoder = encoder
         self.task = task
         self.meta = meta
         self.precision = resolve_predict_precision(precision)
+        self.fp32_model = model.eval()
         self.model = quantize_int8(model) if self.precision == "int8" else model
         self.model.eval()
+        self.refine_below = refine_below
+        self.refined = 0  # texts re-scored in fp32 so far
 
     @classmethod
     def load(cls, path: str | Path, precision: str = "fp32") -> Predictor:
@@ -200,7 +215,19 @@ class Predictor:
         autocast_precision = "bf16" if self.precision == "bf16" else "fp32"
         outputs = batched_logits(self.model, self.encoder, prepared.tokens, batch_size, autocast_precision, progress,
                                  max_tokens=TOKENS_PER_BATCH)
-        return self.calibrated(outputs) if self.task.level == "sequence" else outputs
+        if self.task.level != "sequence":
+            return outputs
+        outputs = self.calibrated(outputs)
+        if self.precision != "fp32" and self.refine_below > 0 and self.task.name == "classify":
+            from ..tasks.classify import softmax
+
+            unsure = np.flatnonzero(softmax(outputs).max(-1) < self.refine_below)
+            if len(unsure):
+                exact = batched_logits(self.fp32_model, self.encoder, prepared.tokens.subset(unsure), batch_size,
+                                       "fp32", max_tokens=TOKENS_PER_BATCH)
+                outputs[unsure] = self.calibrated(exact)
+                self.refined += len(unsure)
+        return outputs
 
     def calibrated(self, logits: np.ndarray) -> np.ndarray:
         """Classifier logits divided by the run's fitted temperature (see ``enctune.calibrate``), so

@@ -50,13 +50,13 @@ from torch.utils.data import DataLoader
 
 from .. import progress
 from ..errors import UserError
-from ..model import HeadModel, TaskModel, head_logits
+from ..model import TaskModel
 from ..training.batching import ShuffledBatches
 from ..training.distributed import sum_int
 from ..training.loop import LoopResult, fit
 from .base import RunContext, Strategy, StrategyResult, count_params, register
 from .full import non_embedding_params
-from .probe import ProbeStrategy, prior_loss
+from .probe import ProbeStrategy, train_head
 
 PAIRS_PER_EXAMPLE = 20
 MIN_PAIRS = 200
@@ -275,25 +275,9 @@ class FewshotStrategy(Strategy):
 
     def train_head(self, ctx: RunContext, features: dict[str, np.ndarray]) -> tuple[nn.Module, LoopResult]:
         """The task's head on fixed features, as ``probe`` trains it (its settings for this task)."""
-        cfg, task = ctx.cfg, ctx.task
-        d = task.defaults.get("probe", {})
-        epochs, lr = d.get("epochs", ProbeStrategy.epochs), d.get("lr", ProbeStrategy.lr)
-        batch_size = d.get("batch_size", ProbeStrategy.batch_size)
-        head, label_emb = ctx.build_head()
-        loss_fn = task.loss if label_emb is None else prior_loss(task.loss, head, len(features["train"]))
-        x, y = torch.from_numpy(features["train"]), ctx.targets["train"]
-        loader = DataLoader(range(len(x)), batch_sampler=ShuffledBatches(len(x), batch_size, cfg.seed),
-                            collate_fn=lambda idx: {"features": x[torch.as_tensor(idx)],
-                                                    "labels": task.collate_targets(y, idx)})
-        val_x = features["validation"]
-
-        def evaluate(m):
-            score = ctx.score(head_logits(m.head, val_x))
-            return score, {task.primary_metric: score}
-
-        loop_cfg = ctx.loop_config(epochs, lr, "train head", patience=max(cfg.patience, 10), precision="fp32",
-                                   eval_every=None, max_tokens_per_batch=None)
-        return head, fit(HeadModel(head), loader, loss_fn, evaluate, loop_cfg)
+        d = ctx.task.defaults.get("probe", {})
+        return train_head(ctx, features, d.get("epochs", ProbeStrategy.epochs), d.get("lr", ProbeStrategy.lr),
+                          d.get("batch_size", ProbeStrategy.batch_size))
 
 
 def merge_results(pairs: LoopResult, head: LoopResult) -> LoopResult:

@@ -19,7 +19,7 @@ from ..encoders.cache import cached_features
 from ..errors import UserError
 from ..model import HeadModel, head_logits
 from ..training.batching import ShuffledBatches
-from ..training.loop import fit
+from ..training.loop import LoopResult, fit
 from .base import RunContext, Strategy, StrategyResult, count_params, register
 from .full import non_embedding_params
 
@@ -76,6 +76,29 @@ def pooled_features(enc: Encoder, examples: dict[str, Examples | None], tokens: 
     return features, hits, tokens_encoded
 
 
+def train_head(ctx: RunContext, features: dict[str, np.ndarray], epochs: int, lr: float, batch_size: int,
+               checkpoints=None) -> tuple[torch.nn.Module, LoopResult]:
+    """The task's head trained on fixed pooled features (B, H) through the loop: whole batches sliced out
+    of the feature matrix, scored on validation features, started from the label descriptions (and
+    held near them by ``prior_loss``) when the run has them."""
+    cfg, task = ctx.cfg, ctx.task
+    head, label_emb = ctx.build_head()
+    loss_fn = task.loss if label_emb is None else prior_loss(task.loss, head, len(features["train"]))
+    x, y = torch.from_numpy(features["train"]), ctx.targets["train"]
+    loader = DataLoader(range(len(x)), batch_sampler=ShuffledBatches(len(x), batch_size, cfg.seed),
+                        collate_fn=lambda idx: {"features": x[torch.as_tensor(idx)],
+                                                "labels": task.collate_targets(y, idx)})
+    val_x = features["validation"]
+
+    def evaluate(m):
+        score = ctx.score(head_logits(m.head, val_x))
+        return score, {task.primary_metric: score}
+
+    loop_cfg = ctx.loop_config(epochs, lr, "train head", patience=max(cfg.patience, 10), precision="fp32",
+                               eval_every=None, max_tokens_per_batch=None)
+    return head, fit(HeadModel(head), loader, loss_fn, evaluate, loop_cfg, checkpoints=checkpoints)
+
+
 @register
 class ProbeStrategy(Strategy):
     name = "probe"
@@ -94,27 +117,7 @@ class ProbeStrategy(Strategy):
         named = {"train": ctx.splits.train, "validation": ctx.splits.validation, "test": ctx.splits.test}
         features, hits, tokens_encoded = pooled_features(enc, named, ctx.tokens, ctx.precision)
 
-        head, label_emb = ctx.build_head()
-        model = HeadModel(head)
-        loss_fn = task.loss
-        if label_emb is not None:
-            loss_fn = prior_loss(task.loss, head, len(features["train"]))
-        x = torch.from_numpy(features["train"])
-        y = ctx.targets["train"]
-        # whole batches are sliced out of the feature matrix at once (no per-row collation)
-        sampler = ShuffledBatches(len(x), batch_size, cfg.seed)
-        loader = DataLoader(range(len(x)), batch_sampler=sampler,
-                            collate_fn=lambda idx: {"features": x[torch.as_tensor(idx)],
-                                                    "labels": task.collate_targets(y, idx)})
-        val_x = features["validation"]
-
-        def evaluate(m):
-            score = ctx.score(head_logits(m.head, val_x))
-            return score, {task.primary_metric: score}
-
-        loop_cfg = ctx.loop_config(epochs, lr, "train head", patience=max(cfg.patience, 10), precision="fp32",
-                                   eval_every=None, max_tokens_per_batch=None)
-        result = fit(model, loader, loss_fn, evaluate, loop_cfg, checkpoints=ctx.checkpoints)
+        head, result = train_head(ctx, features, epochs, lr, batch_size, ctx.checkpoints)
         trainable, _ = count_params(head)
         total = trainable + sum(p.numel() for p in enc.parameters())
         costs = {"trainable_params": trainable, "total_params": total, "cache_hits": hits,
