@@ -172,7 +172,7 @@ def test_split_by_tokens_trims_each_side_of_a_pair_by_its_own_mask():
 
 def test_token_cap_and_gradient_checkpointing_train_the_same_model(tiny_bert_no_dropout, sentiment_dir, tmp_path):
     kw = {"data": str(sentiment_dir), "model": str(tiny_bert_no_dropout), "strategy": "full", "epochs": 1, "batch_size": 16,
-          "lr": 3e-3, "dropout": 0.0, "seed": 1}
+          "lr": 3e-3, "dropout": 0.0, "seed": 1, "precision": "fp32"}  # bf16 rounding depends on the pass
     ref = enctune.train(out=str(tmp_path / "ref"), **kw)
     capped = enctune.train(out=str(tmp_path / "capped"), max_tokens_per_batch=40, **kw)
     ckpt = enctune.train(out=str(tmp_path / "ckpt"), gradient_checkpointing=True, **kw)
