@@ -187,6 +187,8 @@ def test_budget_ladder_keeps_the_best_and_writes_its_table(tiny_bert_std, sentim
     assert kept[0]["score"] == max(r["score"] for r in tried)
     assert metrics["validation"]["accuracy"] == pytest.approx(kept[0]["score"])
     assert "strategy" in printed and "kept" in printed
+    report = (tmp_path / "run" / "report.html").read_text()
+    assert "Strategies compared" in report and "kept" in report
     # the saved model is the kept rung's: it reloads and predicts as the run did
     model = enctune.load(tmp_path / "run")
     assert model.meta["strategy"] == metrics["strategy"]
