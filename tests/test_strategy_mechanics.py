@@ -215,6 +215,13 @@ def test_budget_limits_a_single_strategy(tiny_bert, sentiment_dir, tmp_path):
     assert run.metrics["costs"]["stopped_early"] and run.metrics["costs"]["epochs_run"] < 1
 
 
+def test_a_spent_budget_still_trains_a_head_on_fixed_features(tiny_bert_std, sentiment_dir, tmp_path):
+    kw = dict(strategy="probe", epochs=40, lr=3e-2, batch_size=8)
+    free = _train(tiny_bert_std, sentiment_dir, tmp_path / "free", **kw)
+    spent = _train(tiny_bert_std, sentiment_dir, tmp_path / "spent", budget="0.001s", **kw)
+    assert spent.metrics["history"] == free.metrics["history"] and spent.metrics["test"] == free.metrics["test"]
+
+
 def test_loop_stops_at_the_deadline():
     import time
 

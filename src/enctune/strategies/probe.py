@@ -94,8 +94,10 @@ def train_head(ctx: RunContext, features: dict[str, np.ndarray], epochs: int, lr
         score = ctx.score(head_logits(m.head, val_x))
         return score, {task.primary_metric: score}
 
+    # no deadline: a head on fixed features trains in seconds, and a time limit that the encoder's pass (or
+    # fewshot's pair tuning) used up must not leave the head after one step
     loop_cfg = ctx.loop_config(epochs, lr, "train head", patience=max(cfg.patience, 10), precision="fp32",
-                               eval_every=None, max_tokens_per_batch=None)
+                               eval_every=None, max_tokens_per_batch=None, deadline=None)
     return head, fit(HeadModel(head), loader, loss_fn, evaluate, loop_cfg, checkpoints=checkpoints)
 
 
