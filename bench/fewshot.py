@@ -48,6 +48,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.data import read_jsonl, write_jsonl
+
 ROOT = Path(__file__).resolve().parents[1]
 TOOLS = ("setfit", "enctune_auto", "enctune_fewshot")
 LABELS = ("positive: a great movie, I loved it|a great, enjoyable film|an excellent movie;"
@@ -56,18 +58,6 @@ PACKAGES = ("torch", "transformers", "sentence-transformers", "setfit", "scikit-
 
 
 # ---- data ----------------------------------------------------------------------------------
-def read_jsonl(path: Path) -> list[dict]:
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        f.writelines(json.dumps({"text": r["text"], "label": r["label"]}, ensure_ascii=False) + "\n" for r in rows)
-    return path
-
-
 def sample_per_class(rows: list[dict], shots: int, seed: int) -> list[dict]:
     """``shots`` rows of every label, drawn with ``random.Random(seed)``, labels in sorted order."""
     rng = random.Random(seed)
@@ -280,7 +270,8 @@ def main(argv: list[str] | None = None) -> int:
         for k in shots:
             for seed in seeds:
                 where = work / f"{k}-shot-seed{seed}"
-                train = write_jsonl(where / "train.jsonl", sample_per_class(train_rows, k, seed))
+                train = where / "train.jsonl"
+                write_jsonl(train, sample_per_class(train_rows, k, seed))
                 for tool in tools:  # interleaved per sample, so drift in the machine's speed is shared
                     run_dir = where / tool
                     run_dir.mkdir(parents=True, exist_ok=True)
