@@ -171,7 +171,24 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_answers(client, r
         answers = list(pool.map(send, groups))
     assert [a["label"] for ans in answers for a in ans] == expected
     calls = client.get("/info").json()["batching"]["model_calls"] - calls_before
-    assert 1 <= calls <= len(groups)  # never more calls than requests; usually far fewer
+    assert 1 <= calls <= len(groups)  # never more calls than requests (the window here is 5 ms)
+
+
+def test_a_wait_window_gathers_concurrent_requests_into_few_model_calls(runs):
+    """With a 300 ms window, 16 requests sent at once share model calls: without micro-batching there
+    would be one call per request."""
+    models = load_models([str(runs["single"])])
+    limits = Limits(max_body_bytes=4096, max_texts=8, max_chars=200, max_batch=64, wait_ms=300)
+    texts = [r["text"] for r in make_rows(48, seed=13)]
+    groups = [texts[i:i + 3] for i in range(0, len(texts), 3)]
+    with running_server(build_app(models, limits, TOKEN)) as url, \
+            httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30) as c:
+        before = c.get("/info").json()["batching"]["model_calls"]
+        with cf.ThreadPoolExecutor(len(groups)) as pool:
+            answers = list(pool.map(lambda g: c.post("/predict", json={"texts": g}).json(), groups))
+        calls = c.get("/info").json()["batching"]["model_calls"] - before
+    assert [len(a) for a in answers] == [3] * len(groups)
+    assert 1 <= calls < len(groups) / 2
 
 
 def test_duplicate_names_and_bad_names_are_user_errors(runs):
