@@ -150,6 +150,17 @@ def register(cls: type[Strategy]) -> type[Strategy]:
     return cls
 
 
+def require_single_text_classify(task: Task, strategy: str, what: str) -> None:
+    """UserError unless ``task`` classifies one input per example (zeroshot and fewshot compare each
+    example's single pooled vector with labels or with other examples)."""
+    if task.name != "classify":
+        raise UserError(f"--strategy {strategy} {what}: only for the classify task, not '{task.name}'. "
+                        "Use --strategy probe or full.")
+    if task.pair_mode == "bi":
+        raise UserError(f"--strategy {strategy} takes one input per example; text pairs encoded apart (--pair-mode "
+                        "bi) give two. Use --pair-mode cross, or --strategy probe or full.")
+
+
 def count_params(module: nn.Module) -> tuple[int, int]:
     total = sum(p.numel() for p in module.parameters())
     trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)

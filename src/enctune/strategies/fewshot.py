@@ -54,7 +54,7 @@ from ..model import TaskModel
 from ..training.batching import ShuffledBatches
 from ..training.distributed import sum_int
 from ..training.loop import LoopResult, fit
-from .base import RunContext, Strategy, StrategyResult, count_params, register
+from .base import RunContext, Strategy, StrategyResult, count_params, register, require_single_text_classify
 from .full import non_embedding_params
 from .probe import ProbeStrategy, train_head
 
@@ -173,12 +173,8 @@ class FewshotStrategy(Strategy):
 
     def run(self, ctx: RunContext) -> StrategyResult:
         task = ctx.task
-        if task.name != "classify":
-            raise UserError(f"--strategy fewshot tunes the encoder on pairs of same- and different-label examples: "
-                            f"only for the classify task, not '{task.name}'. Try --strategy probe or full.")
-        if task.pair_mode == "bi":
-            raise UserError("--strategy fewshot compares one input per example; text pairs encoded apart (--pair-mode "
-                            "bi) give two. Use --pair-mode cross, or --strategy probe or full.")
+        require_single_text_classify(task, "fewshot", "tunes the encoder on pairs of same- and different-label "
+                                                      "examples")
         if ctx.checkpoints is not None:
             raise UserError("--strategy fewshot trains in two short phases and writes no checkpoints: drop "
                             "--checkpoint-every / --resume.")

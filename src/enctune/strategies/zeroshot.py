@@ -51,7 +51,7 @@ from ..errors import UserError
 from ..model import head_logits
 from ..tasks.base import CLOZE_ACTIVATIONS
 from ..training.loop import LoopResult
-from .base import RunContext, Strategy, StrategyResult, register
+from .base import RunContext, Strategy, StrategyResult, register, require_single_text_classify
 from .labels import has_descriptions, init_head_from_labels, label_embeddings, label_phrases
 from .probe import pooled_features
 
@@ -70,12 +70,7 @@ class ZeroshotStrategy(Strategy):
     def run(self, ctx: RunContext) -> StrategyResult:
         cfg, task = ctx.cfg, ctx.task
         t0 = time.perf_counter()
-        if task.name != "classify":
-            raise UserError(f"--strategy zeroshot classifies from label descriptions: only for the classify task, "
-                            f"not '{task.name}'. Use --strategy probe or full.")
-        if task.pair_mode == "bi":
-            raise UserError("--strategy zeroshot scores one input per example; it does not take text pairs encoded "
-                            "apart (use --pair-mode cross).")
+        require_single_text_classify(task, "zeroshot", "classifies from label descriptions")
         if not has_descriptions(task, cfg.labels):
             raise UserError(f"--strategy zeroshot: the labels ({', '.join(task.labels[:5])}) say nothing in words; "
                             "describe them with --labels \"name: a phrase;name2: another\".")
