@@ -67,7 +67,9 @@ def estimates(task, n_train_tokens: int, n_eval_tokens: int, n_params: int, n_la
         out["probe"] = Estimate("probe", forward + 5, weights_mb + 300, hidden * n_labels + n_labels,
                                 "one encoder pass, cached; the head trains in seconds")
     if task.name == "classify":
-        pairs = min(max(20 * n_train, 200), 4000)
+        from .fewshot import pair_count
+
+        pairs = pair_count(n_train)
         tokens_per_text = n_train_tokens / max(n_train, 1)
         out["fewshot"] = Estimate("fewshot", pairs * 2 * tokens_per_text / rate + forward,
                                   weights_mb * 4 + act_mb, n_params, "contrastive pairs, then a head")
