@@ -30,7 +30,7 @@ from torch import nn
 
 from .. import progress
 from ..errors import UserError
-from . import distributed
+from . import distributed, fast_dropout
 from .batching import split_by_tokens
 from .checkpoint import Checkpointer
 from .precision import autocast
@@ -178,7 +178,8 @@ def fit(model: nn.Module, loader, loss_fn: Callable, evaluate: Callable, cfg: Lo
     model.train()
     # the smoothed loss travels in ``pos`` so that a resumed run records the same history
     running, seen_in_window, window_t = pos.get("running"), 0, time.perf_counter()
-    with progress.bar(cfg.description, total=total, status=True) as pbar:
+    with fast_dropout.installed(unwrapped, device_type), \
+            progress.bar(cfg.description, total=total, status=True) as pbar:
         pbar.advance(result.steps)
         while pos["epoch"] < cfg.epochs and not pos["stop"]:
             epoch = pos["epoch"]
