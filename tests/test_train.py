@@ -247,3 +247,17 @@ def test_reduced_precision_rescores_unsure_texts_in_fp32(precision, tiny_bert, s
     assert default.refined == int(unsure.sum())
     np.testing.assert_allclose(mixed[unsure], exact[unsure], atol=1e-6)
     np.testing.assert_array_equal(mixed[~unsure], approx[~unsure])
+
+
+def test_bf16_prediction_runs_a_bf16_copy_and_keeps_the_fp32_model(tiny_bert, sentiment_dir, tmp_path):
+    import torch
+
+    _train(tiny_bert, sentiment_dir, tmp_path / "r", strategy="full", **FAST["full"])
+    texts = [r["text"] for r in make_rows(40, seed=12)]
+    exact = enctune.load(tmp_path / "r").predict_proba(texts)
+    fast = enctune.load(tmp_path / "r", precision="bf16")
+    fast.refine_below = 0.0
+    assert {p.dtype for p in fast.model.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in fast.fp32_model.parameters()} == {torch.float32}
+    approx = fast.predict_proba(texts)
+    assert np.abs(approx - exact).max() < 0.05

@@ -41,7 +41,6 @@ def cross_validate(cfg, splits, strategy_name: str, layer: int, precision: str) 
     from .calibrate import ece, fit_temperature, softmax
     from .encoders import Encoder
     from .model import TaskModel, batched_logits, head_logits
-    from .serve.predictor import TOKENS_PER_BATCH
     from .strategies import STRATEGIES, RunContext
 
     k = cfg.cv
@@ -72,7 +71,7 @@ def cross_validate(cfg, splits, strategy_name: str, layer: int, precision: str) 
             result = STRATEGIES[strategy_name]().run(RunContext(cfg, encoder, task, fold, prepared, precision))
             model = TaskModel(encoder, result.head, task.level)
             logits = {s: head_logits(result.head, result.features[s]) if s in result.features
-                      else batched_logits(model, encoder, prepared[s].tokens, 256, "fp32", max_tokens=TOKENS_PER_BATCH)
+                      else batched_logits(model, encoder, prepared[s].tokens, 256, "fp32")
                       for s in ("validation", "test")}
             task.after_fit(logits["validation"], prepared["validation"], named["validation"])
         finally:

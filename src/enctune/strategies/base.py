@@ -106,7 +106,6 @@ def split_outputs(result: StrategyResult, ctx: RunContext, split: str):
     """Model outputs on one split: from cached features when the encoder stayed frozen, else a forward
     pass (each process scores its share of the rows)."""
     from ..model import TaskModel, batched_logits, head_logits
-    from ..serve.predictor import TOKENS_PER_BATCH
     from ..training import distributed
 
     if split in result.features:
@@ -115,7 +114,7 @@ def split_outputs(result: StrategyResult, ctx: RunContext, split: str):
     model = TaskModel(encoder, result.head, ctx.task.level)
     tokens = ctx.prepared[split].tokens
     return distributed.gather_rows(len(tokens), lambda idx: batched_logits(
-        model, encoder, tokens.subset(idx), 256, "fp32", max_tokens=TOKENS_PER_BATCH))
+        model, encoder, tokens.subset(idx), 256, "fp32"))
 
 
 class Strategy:

@@ -116,7 +116,7 @@ class FullStrategy(Strategy):
 
         def evaluate(m):  # each process scores its share of the rows; every process gets all outputs
             outputs = gather_rows(len(val_tokens), lambda idx: batched_logits(
-                m, m.encoder, val_tokens.subset(idx), 256, ctx.precision, max_tokens=8192))
+                m, m.encoder, val_tokens.subset(idx), 256, ctx.precision))
             score = ctx.score(outputs)
             return score, {task.primary_metric: score}
 
