@@ -391,3 +391,23 @@ def test_a_causal_tokenizer_without_pad_token_pads_with_end_of_text(tiny_gpt2, t
     together = enc.encode(enc.tokenize(texts))[(-1, "last")]
     alone = np.stack([enc.encode(enc.tokenize([t]))[(-1, "last")][0] for t in texts])
     np.testing.assert_allclose(together, alone, atol=1e-5)
+
+
+def test_classify_metrics_against_hand_counts():
+    from enctune.tasks.classify import ClassifyTask
+
+    task = ClassifyTask.__new__(ClassifyTask)
+    task.labels = ["a", "b", "c"]
+    # true:      a a a b b c c   (c is never predicted; b is predicted once, wrongly)
+    # predicted: a a b a a a a
+    targets = np.array([0, 0, 0, 1, 1, 2, 2])
+    logits = np.eye(3)[[0, 0, 1, 0, 0, 0, 0]]
+    m = task.metrics(logits, targets)
+    assert m["confusion_matrix"] == [[2, 1, 0], [2, 0, 0], [2, 0, 0]]
+    assert m["accuracy"] == pytest.approx(2 / 7)
+    a = m["per_class"]["a"]  # tp 2, predicted 6, support 3
+    assert (a["precision"], a["recall"], a["support"]) == (pytest.approx(2 / 6), pytest.approx(2 / 3), 3)
+    assert a["f1"] == pytest.approx(2 * (1 / 3) * (2 / 3) / (1 / 3 + 2 / 3))
+    assert m["per_class"]["b"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 2}
+    assert m["per_class"]["c"]["precision"] == 0.0  # never predicted: 0, not a division by zero
+    assert m["macro_f1"] == pytest.approx(a["f1"] / 3)

@@ -78,17 +78,20 @@ class ClassifyTask(Task):
         return F.cross_entropy(logits, targets, weight=weight)
 
     def metrics(self, logits: np.ndarray, targets: np.ndarray) -> dict:
-        from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
-
         pred = logits.argmax(-1)
-        k = list(range(len(self.labels)))
-        p, r, f, s = precision_recall_fscore_support(targets, pred, labels=k, zero_division=0)
+        n = len(self.labels)
+        cm = np.zeros((n, n), dtype=np.int64)  # rows: true label, columns: predicted
+        np.add.at(cm, (np.asarray(targets, dtype=np.int64), pred), 1)
+        tp, s, predicted = np.diag(cm).astype(np.float64), cm.sum(1), cm.sum(0)
+        p = np.divide(tp, predicted, out=np.zeros(n), where=predicted > 0)  # 0 where nothing was predicted
+        r = np.divide(tp, s, out=np.zeros(n), where=s > 0)
+        f = np.divide(2 * p * r, p + r, out=np.zeros(n), where=(p + r) > 0)
         return {
             "accuracy": float((pred == targets).mean()),
             "macro_f1": float(f.mean()),
             "per_class": {lab: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
                                 "support": int(s[i])} for i, lab in enumerate(self.labels)},
-            "confusion_matrix": confusion_matrix(targets, pred, labels=k).tolist(),
+            "confusion_matrix": cm.tolist(),
         }
 
     def score(self, logits: np.ndarray, targets: np.ndarray) -> float:
