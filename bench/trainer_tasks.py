@@ -68,6 +68,18 @@ def timed_train(trainer) -> float:
     return round(time.perf_counter() - t0, 2)
 
 
+def predict_in_order(trainer, rows):
+    """``trainer.predict(rows)`` whose output row i belongs to ``rows[i]``. Under ``group_by_length``,
+    transformers 5 length-groups the prediction batches too (and returns them in that order); the
+    scorers that map predictions back to the input rows need the input order, so prediction runs with
+    the sequential evaluation sampler."""
+    if getattr(trainer.args, "train_sampling_strategy", None) == "group_by_length":
+        trainer.args.train_sampling_strategy = "random"  # training is over: only the eval sampler reads it now
+    elif getattr(trainer.args, "group_by_length", False):  # transformers 4
+        trainer.args.group_by_length = False
+    return trainer.predict(rows)
+
+
 def _split_file(args: dict, split: str) -> list[dict]:
     return read_jsonl(Path(args["data"]) / f"{split}.jsonl")
 
@@ -201,7 +213,7 @@ def tag(args: dict) -> dict:
         trainer = Trainer(model=model, args=training_arguments(str(tmp), epochs, bs, lr, grouped), train_dataset=train_rows,
                           data_collator=DataCollatorForTokenClassification(tok), processing_class=tok)
         train_s = timed_train(trainer)
-        pred = trainer.predict(test_rows)  # sequential order: row i of the output is test row i
+        pred = predict_in_order(trainer, test_rows)
     ids = pred.predictions.argmax(-1)
     predicted = []
     for i, r in enumerate(test):
