@@ -472,6 +472,15 @@ _register_analysis()  # probe, report, suggest, check (cli_analysis.py)
 
 
 def main(argv: list[str] | None = None) -> int:
+    code = _main(argv)
+    if code == 0 and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from .training.distributed import finish
+
+        finish()  # under a launcher: leave the process group together, not in the interpreter's teardown
+    return code
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         app(args=argv, prog_name="enctune")  # usage errors: Typer prints them and exits with 2
     except SystemExit as e:

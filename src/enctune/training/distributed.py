@@ -60,6 +60,17 @@ def barrier() -> None:
         state().wait_for_everyone()
 
 
+def finish() -> None:
+    """Leave the process group cleanly once the work is done: every process waits for the others, then
+    the group is destroyed. A process that exits with the group still alive leaves gloo's threads to the
+    interpreter's teardown, which can abort it (SIGABRT) after its work is complete."""
+    if launched() and torch.distributed.is_available() and torch.distributed.is_initialized():
+        try:
+            state().wait_for_everyone()
+        finally:
+            torch.distributed.destroy_process_group()
+
+
 def shard(idx, rank: int, world: int) -> list:
     """This process's rows of a global batch: every ``world``-th row, starting at ``rank``.
 
