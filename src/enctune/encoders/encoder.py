@@ -15,7 +15,6 @@ token's positions instead of the attention mask (``pooling.mask_positions``).
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 from dataclasses import dataclass
 
@@ -90,13 +89,12 @@ class Encoder(nn.Module):
         super().__init__()
         if pooling not in POOLINGS:
             raise UserError(f"--pooling '{pooling}': unknown. Expected one of: {', '.join(POOLINGS)}.")
-        if pooling in NEEDS_TOKEN_IDS and tokenizer.mask_token_id is None:
-            raise UserError(f"{source}: '{pooling}' pooling reads the mask token, and this tokenizer has none.")
         self.template = template  # "...{}...": wraps every first text in tokenize (None: texts as they are)
         self.model = model
         self.tokenizer = tokenizer
         self.pooling = pooling
         self.source = source
+        self._check_mask_token(pooling)
         self.max_length = max_length
         n_layers = self.num_layers
         if not -1 <= layer <= n_layers:
@@ -163,16 +161,23 @@ class Encoder(nn.Module):
         truncated = 0
         if full_rows:
             again = ([texts[i] for i in full_rows],) + (([pairs[i] for i in full_rows],) if pairs is not None else ())
-            quiet = logging.getLogger("transformers.tokenization_utils_base")
-            level = quiet.level
-            quiet.setLevel(logging.ERROR)  # the uncut pass would warn about long inputs
-            try:
-                uncut = tok(*again, add_special_tokens=True, truncation=False)["input_ids"]
-            finally:
-                quiet.setLevel(level)
-            truncated = sum(len(x) > self.max_length for x in uncut)
+            truncated = sum(len(x) > self.max_length for x in self._uncut_ids(*again))
         tt = enc.get("token_type_ids") if "token_type_ids" in tok.model_input_names else None
         return Tokenized(enc["input_ids"], tt, truncated + cut)
+
+    def _uncut_ids(self, *args) -> list[list[int]]:
+        """Token ids with no truncation, without the tokenizer's warning about inputs over its maximum."""
+        quiet = logging.getLogger("transformers.tokenization_utils_base")
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
+        try:
+            return self.tokenizer(*args, add_special_tokens=True, truncation=False)["input_ids"]
+        finally:
+            quiet.setLevel(level)
+
+    def _check_mask_token(self, pooling: str) -> None:
+        if pooling in NEEDS_TOKEN_IDS and self.tokenizer.mask_token_id is None:
+            raise UserError(f"{self.source}: '{pooling}' pooling reads the mask token, and this tokenizer has none.")
 
     def _apply_template(self, texts: list[str], pairs: list[str] | None) -> tuple[list[str], int]:
         """Every text wrapped in the template, and how many were cut to fit ``max_length``.
@@ -190,13 +195,7 @@ class Encoder(nn.Module):
         cut_rows: set[int] = set()
         for _ in range(3):  # a cut string can tokenize differently at its new end: check again
             args = (wrapped, pairs) if pairs is not None else (wrapped,)
-            quiet = logging.getLogger("transformers.tokenization_utils_base")
-            level = quiet.level
-            quiet.setLevel(logging.ERROR)  # the uncut pass would warn about long inputs
-            try:
-                lengths = [len(x) for x in tok(*args, add_special_tokens=True, truncation=False)["input_ids"]]
-            finally:
-                quiet.setLevel(level)
+            lengths = [len(x) for x in self._uncut_ids(*args)]
             over = [i for i, n in enumerate(lengths) if n > self.max_length]
             if not over:
                 break
@@ -256,8 +255,7 @@ class Encoder(nn.Module):
         pooling = pooling or self.pooling
         m = attention_mask
         if pooling in NEEDS_TOKEN_IDS:
-            if self.tokenizer.mask_token_id is None:
-                raise UserError(f"{self.source}: '{pooling}' pooling reads the mask token, and this tokenizer has none.")
+            self._check_mask_token(pooling)
             m = mask_positions(input_ids, attention_mask, self.tokenizer.mask_token_id)
         return POOLINGS[pooling](h, m)
 
@@ -276,7 +274,7 @@ class Encoder(nn.Module):
         batches, long ones in small batches.
         """
         from ..training.batching import inference_tokens, token_budget_batches
-        from ..training.precision import autocast
+        from ..training.precision import autocast, bf16_copy
 
         layers = layers if layers is not None else [self.layer]
         poolings = poolings or [self.pooling]
@@ -288,8 +286,7 @@ class Encoder(nn.Module):
                for ly in layers for p in poolings}
         network = self.model
         if precision == "bf16" and device.type == "cpu" and len(tokens) >= BF16_COPY_MIN_ROWS:
-            # autocast casts every weight again for every batch; a bf16 copy made once encodes 1.25x faster
-            self.model = copy.deepcopy(network).to(torch.bfloat16)
+            self.model = bf16_copy(network)
         try:
             # longest first: peak memory shows at once
             for idx in token_budget_batches(tokens.lengths(), max_tokens, batch_size):

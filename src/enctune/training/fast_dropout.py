@@ -20,7 +20,9 @@ seeded run is repeatable.
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
+from functools import cache
 
 import torch
 from torch import nn
@@ -33,9 +35,7 @@ ATTENTION_NAME = "enctune_sdpa"
 def keep_mask(shape: torch.Size, p: float, dtype: torch.dtype, device) -> tuple[torch.Tensor, float]:
     """A 0/1 tensor of ``shape`` (1 with probability 1 - p) in ``dtype``, and the scale 1 / (1 - p') for the
     p' = round(p * 32768) / 32768 actually used."""
-    n = 1
-    for s in shape:
-        n *= s
+    n = math.prod(shape)
     drop = round(p * _LEVELS)
     # int64 random_ fills [0, 2^63): each of its four 16-bit lanes has 15 uniform low bits
     bits = torch.empty((n + 3) // 4, dtype=torch.int64, device=device).random_().view(torch.int16)[:n]
@@ -83,13 +83,20 @@ class FastDropout(nn.Module):
 _UNSUPPORTED = ("position_bias", "softcap", "sliding_window", "s_aux", "output_attentions")
 
 
+@cache
+def _sdpa():
+    """transformers' sdpa attention and its key/value repeat, imported once (attention runs per layer per step)."""
+    from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
+
+    return repeat_kv, sdpa_attention_forward
+
+
 def attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
               attention_mask: torch.Tensor | None, dropout: float = 0.0, scaling: float | None = None,
               is_causal: bool | None = None, **kwargs) -> tuple[torch.Tensor, None]:
     """transformers' ``sdpa`` attention (same arguments, same (B, L, heads, D) output), with this module's
     dropout on the attention probabilities while training; without dropout it is ``sdpa`` itself."""
-    from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
-
+    repeat_kv, sdpa_attention_forward = _sdpa()
     if not dropout or not module.training or any(kwargs.get(k) for k in _UNSUPPORTED):
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       is_causal=is_causal, **kwargs)
