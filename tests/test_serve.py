@@ -158,10 +158,11 @@ def test_unknown_route_and_method_are_json(client):
     _error(client.get("/predict"), 405, "method_not_allowed")
 
 
-def test_concurrent_requests_are_batched_and_each_gets_its_own_answers(client, runs):
+def test_concurrent_requests_each_get_their_own_answers_in_order(client, runs):
+    """Requests batched together come back apart: every request gets its own texts' labels, in order (that
+    batching really gathers requests is the next test's)."""
     texts = [r["text"] for r in make_rows(48, seed=13)]
     expected = [p["label"] for p in enctune.load(runs["single"]).predict(texts)]
-    calls_before = client.get("/info").json()["batching"]["model_calls"]
     groups = [texts[i:i + 3] for i in range(0, len(texts), 3)]  # 16 requests of 3 texts
 
     def send(group):
@@ -169,9 +170,8 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_answers(client, r
 
     with cf.ThreadPoolExecutor(16) as pool:
         answers = list(pool.map(send, groups))
+    assert [len(ans) for ans in answers] == [3] * len(groups)
     assert [a["label"] for ans in answers for a in ans] == expected
-    calls = client.get("/info").json()["batching"]["model_calls"] - calls_before
-    assert 1 <= calls <= len(groups)  # never more calls than requests (the window here is 5 ms)
 
 
 def test_a_wait_window_gathers_concurrent_requests_into_few_model_calls(runs):
@@ -188,7 +188,7 @@ def test_a_wait_window_gathers_concurrent_requests_into_few_model_calls(runs):
             answers = list(pool.map(lambda g: c.post("/predict", json={"texts": g}).json(), groups))
         calls = c.get("/info").json()["batching"]["model_calls"] - before
     assert [len(a) for a in answers] == [3] * len(groups)
-    assert 1 <= calls < len(groups) / 2
+    assert calls < len(groups) / 2  # one call per request (16) without micro-batching
 
 
 def test_duplicate_names_and_bad_names_are_user_errors(runs):
