@@ -79,7 +79,6 @@ def fit(model: nn.Module, loader, loss_fn: Callable, evaluate: Callable, cfg: Lo
         checkpoints: Checkpointer | None = None) -> LoopResult:
     from accelerate import Accelerator
     from accelerate.utils import DistributedDataParallelKwargs, set_seed
-    from transformers import get_linear_schedule_with_warmup
 
     set_seed(cfg.seed)
     # Parameters that get no gradient (a BERT pooler enctune does not use, layers above --layer) must not
@@ -99,10 +98,21 @@ def fit(model: nn.Module, loader, loss_fn: Callable, evaluate: Callable, cfg: Lo
     steps_per_epoch = math.ceil(batches_per_epoch / cfg.grad_accum)
     total = steps_per_epoch * cfg.epochs
     # Stepped by hand once per optimizer step: the schedule is that of one process with this global batch.
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total), total)
+    scheduler = linear_warmup_decay(optimizer, int(cfg.warmup_ratio * total), total)
     model, optimizer = accelerator.prepare(model, optimizer)
     unwrapped = accelerator.unwrap_model(model)
     device_type = accelerator.device.type
+    # With whole (unsharded) parameters and no loss scaling, Accelerate's optimizer step and gradient clipping
+    # come down to torch's, plus checks it repeats on every call (a package lookup each: ~0.2 ms a step, which
+    # is most of a small head's step). Sharded set-ups keep Accelerate's versions.
+    plain = accelerator.distributed_type.value in ("NO", "MULTI_CPU", "MULTI_GPU")
+    step_optimizer = optimizer.optimizer.step if plain else optimizer.step
+
+    def clip_gradients() -> None:
+        if plain:
+            torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+        else:
+            accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
 
     result = LoopResult()
     pos = {"epoch": 0, "batch": 0, "evals_since_best": 0, "stop": False}  # where the data order stands
@@ -168,8 +178,8 @@ def fit(model: nn.Module, loader, loss_fn: Callable, evaluate: Callable, cfg: Lo
                 result.tokens += int(piece["attention_mask"].sum())
         result.examples += sum(len(idx) for idx in group)
         if cfg.max_grad_norm:
-            accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
-        optimizer.step()
+            clip_gradients()
+        step_optimizer()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         result.steps += 1
@@ -218,6 +228,16 @@ def fit(model: nn.Module, loader, loss_fn: Callable, evaluate: Callable, cfg: Lo
         unwrapped.load_state_dict(best_state, strict=False)
     unwrapped.eval()
     return result
+
+
+def linear_warmup_decay(optimizer: torch.optim.Optimizer, warmup: int, total: int):
+    """Learning rate rising linearly from 0 over ``warmup`` steps, then falling linearly to 0 at ``total``."""
+    def scale(step: int) -> float:
+        if step < warmup:
+            return step / max(1, warmup)
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, scale)
 
 
 def param_groups(model: nn.Module, lr: float, weight_decay: float,
