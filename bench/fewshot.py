@@ -90,14 +90,14 @@ def run_setfit(args: dict) -> dict:
 def preload_enctune() -> None:
     """Import what enctune imports on first use. SetFit's imports (transformers, sentence-transformers,
     datasets, scikit-learn) run at ``from setfit import ...``, before its clock starts; enctune defers its
-    own to the first call, which would otherwise put them inside its clock."""
+    own to the first call, which would otherwise put them inside its clock. That import also loads about
+    240 transformers modules, among them ``modeling_utils`` and ``activations``, which every model class
+    needs, so those are loaded here too. The model's own module (``models.bert.modeling_bert``) is
+    loaded inside both clocks, by the model load."""
     import importlib
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    for name in ("transformers", "accelerate", "scipy.optimize", "scipy.stats", "sklearn.metrics",
-                 "matplotlib.pyplot", "safetensors.torch", "enctune.api", "enctune.training.loop",
+    for name in ("transformers", "transformers.modeling_utils", "transformers.activations", "accelerate",
+                 "scipy.optimize", "scipy.stats", "sklearn.metrics", "safetensors.torch", "enctune.api", "enctune.training.loop",
                  "enctune.analysis.report", "enctune.calibrate"):
         importlib.import_module(name)
     from transformers import AutoModel, AutoTokenizer  # noqa: F401  (resolves the lazy modules)
