@@ -13,7 +13,7 @@ regression, ``analysis.layers.make_probe``) on those features. Test accuracy aft
 round is averaged over ``seeds`` (each seed draws its own start set and random picks).
 
 Writes ``results.json`` (every accuracy of every seed), ``results.md`` (the table and the
-command) and ``curve.png`` into ``--out``.
+command) and ``curve.svg`` into ``--out``.
 """
 
 from __future__ import annotations
@@ -111,10 +111,10 @@ def main(argv=None) -> int:
     lines += ["", f"suggest above random after {wins} of {a.rounds} rounds; "
                   f"{result['seconds']['total']:.0f} s in all ({result['seconds']['features']:.0f} s features)."]
     atomic_write_text(out / "results.md", "\n".join(lines) + "\n")
-    png = plots.curves({h: (sizes, list(mean[h]), list(std[h])) for h in ("suggest", "random")},
+    svg = plots.curves({h: (sizes, list(mean[h]), list(std[h])) for h in ("suggest", "random")},
                        "labelled training examples", "test accuracy",
                        f"active learning on {Path(a.data).name} ({a.seeds} seeds)")
-    (out / "curve.png").write_bytes(png)
+    atomic_write_text(out / "curve.svg", svg)
     print("\n".join(lines))
     return 0
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 
 from enctune.analysis.layers import probe_layers
 from enctune.cli import main
 
 
 def test_probe_scores_every_layer_and_pooling(tiny_bert, sentiment_dir, tmp_path, capsys):
-    plot = tmp_path / "layers.png"
+    plot = tmp_path / "layers.svg"
     code = main(["probe", "--data", str(sentiment_dir), "--model", str(tiny_bert), "--pooling", "mean,cls",
                  "--plot", str(plot), "--json"])
     assert code == 0
@@ -19,7 +20,8 @@ def test_probe_scores_every_layer_and_pooling(tiny_bert, sentiment_dir, tmp_path
     assert all(0 <= row["accuracy"] <= 1 for row in r["rows"])
     best = max(r["rows"], key=lambda row: row["accuracy"])
     assert r["best"]["accuracy"] == best["accuracy"] and r["cache_hits"] == 0
-    assert plot.read_bytes().startswith(b"\x89PNG")
+    svg = ET.fromstring(plot.read_text())
+    assert svg.tag.endswith("svg") and "pooling" in plot.read_text() and plot.read_text().count("<circle") == 6
     # the second probe reads every layer from the feature cache
     again = probe_layers(str(sentiment_dir), str(tiny_bert), ["mean", "cls"])
     scores = lambda rows: [(x["layer"], x["pooling"], x["accuracy"], x["macro_f1"]) for x in rows]  # noqa: E731
@@ -28,7 +30,7 @@ def test_probe_scores_every_layer_and_pooling(tiny_bert, sentiment_dir, tmp_path
 
 def test_probe_prints_a_table(tiny_bert, sentiment_dir, tmp_path, capsys):
     assert main(["probe", "--data", str(sentiment_dir), "--model", str(tiny_bert), "--plot",
-                 str(tmp_path / "p.png"), "--quiet"]) == 0
+                 str(tmp_path / "p.svg"), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "embeddings" in out and "<- best" in out and len(out.strip().splitlines()) == 1 + 3 + 1
 

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import base64
 import re
+import xml.etree.ElementTree as ET
 
 from enctune.analysis.report import render_run_report
 from enctune.cli import main
 
-PNG = b"\x89PNG\r\n\x1a\n"
 
-
-def _images(html: str) -> list[bytes]:
-    return [base64.b64decode(b) for b in re.findall(r"src='data:image/png;base64,([^']+)'", html)]
+def _images(html: str) -> list[ET.Element]:
+    """The inline SVG figures, each parsed as XML (a malformed one fails here)."""
+    return [ET.fromstring(svg) for svg in re.findall(r"<svg .*?</svg>", html, flags=re.S)]
 
 
 def _train(tiny_bert, data, out, strategy="full"):
@@ -30,7 +29,8 @@ def test_every_run_writes_a_self_contained_report(tiny_bert, sentiment_dir, tmp_
                     "reliability diagram", "Costs", "confusion", "train_examples_per_second"):
         assert section in html, section
     images = _images(html)
-    assert len(images) == 3 and all(img.startswith(PNG) for img in images)  # curves, confusion, reliability
+    assert len(images) == 3  # curves, confusion, reliability
+    assert all(img.tag == "svg" and len(img) > 5 for img in images)
     assert "http://" not in html and "https://" not in html and "<script" not in html  # nothing to fetch
     mistakes = (out / "mistakes.jsonl").read_text().splitlines()
     assert mistakes and all(m.split('"text": ')[1].split('", ')[0].strip('"') in html for m in mistakes[:3])

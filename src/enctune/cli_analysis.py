@@ -26,7 +26,7 @@ def register(app: typer.Typer, setup) -> None:
         validation: str | None = Opt(None, "--validation", help="Validation file (else carved from train)."),
         pooling: str | None = Opt(None, "--pooling", help="Comma-separated poolings to compare (cls,mean,max,last) "
                                                           "[default: the encoder's]."),
-        plot: str | None = Opt(None, "--plot", help="Where to write the PNG plot [default: probe_layers.png]."),
+        plot: str | None = Opt(None, "--plot", help="Where to write the SVG plot [default: probe_layers.svg]."),
         text_column: str | None = Opt(None, "--text-column"),
         text_pair_column: str | None = Opt(None, "--text-pair-column"),
         label_column: str | None = Opt(None, "--label-column"),
@@ -40,14 +40,14 @@ def register(app: typer.Typer, setup) -> None:
         from .analysis import layers, plots
         from .atomic import atomic_write
 
-        plot = plot or "probe_layers.png"
-        if Path(plot).suffix.lower() != ".png":
-            raise UserError(f"--plot {plot}: expected a .png file.")
+        plot = plot or "probe_layers.svg"
+        if Path(plot).suffix.lower() != ".svg":
+            raise UserError(f"--plot {plot}: expected a .svg file (the plot is written as SVG).")
         poolings = [p.strip() for p in pooling.split(",") if p.strip()] if pooling else None
         result = layers.probe_layers(data, model, poolings, validation, text_column, text_pair_column, label_column,
                                      max_length, seed=seed)
-        png = plots.layer_scores(result["rows"], "accuracy", f"linear probe by layer: {Path(data).name}")
-        atomic_write(plot, lambda tmp: Path(tmp).write_bytes(png))
+        svg = plots.layer_scores(result["rows"], "accuracy", f"linear probe by layer: {Path(data).name}")
+        atomic_write(plot, lambda tmp: Path(tmp).write_text(svg))
         result["plot"] = str(plot)
         if as_json:
             print(json.dumps(result))

@@ -2,7 +2,7 @@
 
 Every run writes ``report.html`` next to ``metrics.json``; ``enctune report RUN [RUN...]``
 renders it again (one run) or compares runs side by side. The page holds everything
-inline (figures as base64 PNG, no scripts, no external files), so it can be mailed or
+inline (figures as SVG, no scripts, no external files), so it can be mailed or
 archived as it is. Its content comes from the run folder alone: ``metrics.json`` (scores,
 history, calibration, costs, cross-validation, layer choice), ``config.json`` and
 ``mistakes.jsonl`` (the test examples the model got wrong with the highest confidence).
@@ -29,7 +29,7 @@ h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.2em;margin-top:1.8em;border
 padding-bottom:.2em}
 table{border-collapse:collapse;margin:.6em 0;font-size:.9em}th,td{border:1px solid #ddd;padding:.3em .6em;
 text-align:left;vertical-align:top}th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
-.muted{color:#666}.figs{display:flex;flex-wrap:wrap;gap:1em;align-items:flex-start}img{max-width:100%}
+.muted{color:#666}.figs{display:flex;flex-wrap:wrap;gap:1em;align-items:flex-start}figure{margin:0}svg{max-width:100%;height:auto}
 """
 
 
@@ -109,8 +109,10 @@ def _records_table(records: list[dict]) -> str:
     return _table(cols, [[r.get(c) for c in cols] for r in records])
 
 
-def _img(png: bytes, alt: str) -> str:
-    return f"<img alt='{_e(alt)}' src='{plots.data_uri(png)}'>"
+def _img(svg: str, alt: str) -> str:
+    # inside HTML an <svg> element is in the SVG namespace without naming it; the page then holds no URL at all
+    svg = svg.replace(" xmlns='http://www.w3.org/2000/svg'", "", 1)
+    return f"<figure role='img' aria-label='{_e(alt)}'>{svg}</figure>"
 
 
 def _page(title: str, body: list[str]) -> str:
