@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import allocator
 from ..errors import UserError
 from .pooling import NEEDS_TOKEN_IDS, POOLINGS, mask_positions
 from .resolve import check_weights, default_pooling, fingerprint, is_causal, resolve_encoder
@@ -87,6 +88,7 @@ class Encoder(nn.Module):
     def __init__(self, model: nn.Module, tokenizer, pooling: str, source: str, max_length: int,
                  layer: int = -1, template: str | None = None):
         super().__init__()
+        allocator.tune()  # activations reuse heap memory instead of fresh mmaps on every pass
         if pooling not in POOLINGS:
             raise UserError(f"--pooling '{pooling}': unknown. Expected one of: {', '.join(POOLINGS)}.")
         self.template = template  # "...{}...": wraps every first text in tokenize (None: texts as they are)
