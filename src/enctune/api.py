@@ -113,9 +113,10 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
 
         check_folds(cfg.cv, task.stratify_key(splits.train))
     refuse_lora_run(cfg.model)
+    # lazy: a probe whose features are all cached never needs the network, only its tokenizer and config
     encoder = Encoder.load(cfg.model, pooling=cfg.pooling, max_length=cfg.max_length,
                            layer=-1 if cfg.layer == "best" else cfg.layer, trust_remote_code=cfg.trust_remote_code,
-                           allow_pickle=cfg.allow_pickle)
+                           allow_pickle=cfg.allow_pickle, lazy=True)
     if task.level == "token":
         encoder.tokenizer.padding_side = "right"  # per-token targets are laid out from the left
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -143,7 +144,7 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
     budget = budget_seconds(cfg.budget) if cfg.budget else None
     est = _estimates(cfg, task, encoder, prepared)
     if strategy_name == "auto" and budget is None:
-        n_params = sum(p.numel() for p in encoder.parameters())
+        n_params = encoder.num_params()
         strategy_name, reason = choose_strategy(task, splits.train, int(prepared["train"].tokens.lengths().sum()),
                                                 n_params, cfg.epochs or STRATEGIES["full"].epochs, est=est)
     labels_note = f"{len(task.labels)} labels; " if task.labels else ""
@@ -279,11 +280,11 @@ def advise(config: TrainConfig | None = None, config_file: str | None = None, **
     task = splits.task
     refuse_lora_run(cfg.model)
     encoder = Encoder.load(cfg.model, pooling=cfg.pooling, max_length=cfg.max_length,
-                           trust_remote_code=cfg.trust_remote_code, allow_pickle=cfg.allow_pickle)
+                           trust_remote_code=cfg.trust_remote_code, allow_pickle=cfg.allow_pickle, lazy=True)
     named = {"train": splits.train, "validation": splits.validation, "test": splits.test}
     prepared = {k: task.prepare(encoder, ex) for k, ex in named.items() if ex is not None}
     est = _estimates(cfg, task, encoder, prepared)
-    n_params = sum(p.numel() for p in encoder.parameters())
+    n_params = encoder.num_params()
     budget = budget_seconds(cfg.budget) if cfg.budget else None
     lengths = prepared["train"].tokens.lengths()
     name, reason = choose_strategy(task, splits.train, int(lengths.sum()), n_params,
@@ -308,7 +309,7 @@ def _estimates(cfg: TrainConfig, task, encoder: Encoder, prepared: dict) -> dict
 
     n_train = int(prepared["train"].tokens.lengths().sum())
     n_eval = sum(int(p.tokens.lengths().sum()) for k, p in prepared.items() if k != "train")
-    return estimates(task, n_train, n_eval, sum(p.numel() for p in encoder.parameters()), encoder.num_layers,
+    return estimates(task, n_train, n_eval, encoder.num_params(), encoder.num_layers,
                      encoder.hidden_size, cfg.epochs or STRATEGIES["full"].epochs, cfg.unfreeze_layers,
                      len(prepared["train"]))
 

@@ -74,6 +74,10 @@ def train(
     fewshot_pairs: int | None = Opt(None, "--fewshot-pairs", help="fewshot: contrastive pairs to draw [auto]."),
     keep: str | None = Opt(None, "--keep", help="best, last or auto [best unless validation is a tiny split "
                                                 "carved from train]."),
+    head_solver: str | None = Opt(None, "--head-solver", help="probe: lbfgs (the head solved on all of train "
+                                                              "at once, L2 chosen on validation), sgd (the "
+                                                              "training loop) or auto [lbfgs unless the head "
+                                                              "starts from --labels]."),
     text_column: str | None = Opt(None, "--text-column"),
     text_pair_column: str | None = Opt(None, "--text-pair-column"),
     label_column: str | None = Opt(None, "--label-column"),

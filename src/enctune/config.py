@@ -41,6 +41,9 @@ class TrainConfig(BaseModel):
     lora_targets: str | None = None  # comma-separated module names [every linear layer of the encoder blocks]
     fewshot_pairs: int | None = Field(default=None, ge=2)  # fewshot: contrastive pairs to draw [auto]
     keep: Literal["auto", "best", "last"] = "auto"  # weights to keep: auto = best unless validation is tiny
+    # probe: the head solved full-batch (L-BFGS over a path of L2 strengths) or trained by the loop (sgd);
+    # auto = lbfgs unless the head starts from label descriptions or checkpoints are asked for
+    head_solver: Literal["auto", "lbfgs", "sgd"] = "auto"
     text_column: str | None = None
     text_pair_column: str | None = None
     label_column: str | None = None

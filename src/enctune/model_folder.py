@@ -92,7 +92,8 @@ def write_model_folder(folder: Path, encoder, head, meta: dict, card: str, encod
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
-    adapted = is_adapted(encoder.model)
+    # a lazily loaded encoder that was never built has no adapters (and needs no building to be saved)
+    adapted = getattr(encoder, "loaded", True) and is_adapted(encoder.model)
     try:
         with hf_quiet():
             if adapted:

@@ -92,7 +92,7 @@ def probe_layers(data: str, model: str = "default", poolings: list[str] | None =
 
     t0 = time.perf_counter()
     splits = load_splits(data, validation, None, text_column, pair_column, label_column, validation_fraction, seed)
-    encoder = Encoder.load(model, max_length=max_length)
+    encoder = Encoder.load(model, max_length=max_length, lazy=True)  # built only on a cache miss
     poolings = poolings or [encoder.pooling]
     for p in poolings:
         if p not in POOLINGS:

@@ -25,7 +25,14 @@ from torch import nn
 from .. import allocator
 from ..errors import UserError
 from .pooling import NEEDS_TOKEN_IDS, POOLINGS, mask_positions
-from .resolve import check_weights, default_pooling, fingerprint, is_causal, resolve_encoder
+from .resolve import (
+    check_weights,
+    default_pooling,
+    fingerprint,
+    is_causal,
+    resolve_encoder,
+    safetensors_param_count,
+)
 
 BF16_COPY_MIN_ROWS = 256  # below this, copying the weights to bf16 costs more than it saves
 
@@ -85,14 +92,21 @@ def usable_max_length(config, tokenizer, wanted: int | None, default: int = 256)
 
 
 class Encoder(nn.Module):
-    def __init__(self, model: nn.Module, tokenizer, pooling: str, source: str, max_length: int,
-                 layer: int = -1, template: str | None = None):
+    def __init__(self, model: nn.Module | None, tokenizer, pooling: str, source: str, max_length: int,
+                 layer: int = -1, template: str | None = None, config=None, build=None):
+        """``model`` is the network; or None with ``build`` (a function returning it) and ``config``: the
+        network is then built on first use (see ``load(lazy=True)``)."""
         super().__init__()
         allocator.tune()  # activations reuse heap memory instead of fresh mmaps on every pass
         if pooling not in POOLINGS:
             raise UserError(f"--pooling '{pooling}': unknown. Expected one of: {', '.join(POOLINGS)}.")
         self.template = template  # "...{}...": wraps every first text in tokenize (None: texts as they are)
-        self.model = model
+        self.config = config if config is not None else model.config
+        if model is not None:
+            self.model = model
+        else:
+            self._build = build
+            self._freeze_on_build = False
         self.tokenizer = tokenizer
         self.pooling = pooling
         self.source = source
@@ -107,9 +121,14 @@ class Encoder(nn.Module):
     # ---- construction -------------------------------------------------------------------
     @classmethod
     def load(cls, name: str = "default", pooling: str | None = None, max_length: int | None = None,
-             layer: int = -1, trust_remote_code: bool = False, allow_pickle: bool = False) -> Encoder:
-        """``trust_remote_code`` and ``allow_pickle`` stay off unless the user turns them on."""
-        from transformers import AutoConfig, AutoModel, AutoTokenizer
+             layer: int = -1, trust_remote_code: bool = False, allow_pickle: bool = False,
+             lazy: bool = False) -> Encoder:
+        """``trust_remote_code`` and ``allow_pickle`` stay off unless the user turns them on.
+
+        With ``lazy`` only the config and tokenizer load now; the network (its modeling code and weights,
+        most of the load time) loads on first use. A probe whose features are all in the cache never
+        uses it."""
+        from transformers import AutoConfig, AutoTokenizer
 
         source = resolve_encoder(name)
         check_weights(source, allow_pickle)
@@ -117,29 +136,94 @@ class Encoder(nn.Module):
             with hf_quiet():
                 config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
                 tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
-                # AutoModel is the base network: the MLM / LM pre-training head is never loaded.
-                model = AutoModel.from_pretrained(source, config=config, trust_remote_code=trust_remote_code,
-                                                  use_safetensors=None if allow_pickle else True)
         except (OSError, ValueError) as e:
             raise UserError(f"{source}: could not load the encoder ({e}).") from None
+
+        def build() -> nn.Module:
+            from transformers import AutoModel
+
+            try:
+                with hf_quiet():
+                    # AutoModel is the base network: the MLM / LM pre-training head is never loaded.
+                    return AutoModel.from_pretrained(source, config=config, trust_remote_code=trust_remote_code,
+                                                     use_safetensors=None if allow_pickle else True)
+            except (OSError, ValueError) as e:
+                raise UserError(f"{source}: could not load the encoder ({e}).") from None
+
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
             if tokenizer.pad_token is None:
                 raise UserError(f"{source}: the tokenizer has no pad, eos or unk token to pad batches with.")
-        return cls(model, tokenizer, pooling or default_pooling(source, config), source,
-                   usable_max_length(config, tokenizer, max_length), layer)
+        return cls(None if lazy else build(), tokenizer, pooling or default_pooling(source, config), source,
+                   usable_max_length(config, tokenizer, max_length), layer, config=config,
+                   build=build if lazy else None)
+
+    # ---- a network built on first use (load(lazy=True)) ------------------------------------
+    @property
+    def loaded(self) -> bool:
+        """Whether the network exists (always, unless loaded lazily and not used yet)."""
+        return "_build" not in self.__dict__
+
+    def _materialize(self) -> nn.Module:
+        build = self.__dict__.pop("_build")
+        model = build()
+        model.train(self.training)
+        if self.__dict__.pop("_freeze_on_build", False):
+            model.requires_grad_(False)
+        self.model = model
+        return model
+
+    def __getattr__(self, name: str):
+        if name == "model" and "_build" in self.__dict__:
+            return self._materialize()
+        return super().__getattr__(name)
+
+    def named_modules(self, *args, **kwargs):  # parameters(), modules(), buffers() and the like
+        if not self.loaded:
+            self._materialize()
+        return super().named_modules(*args, **kwargs)
+
+    def _apply(self, *args, **kwargs):  # .to(), .float(), .bfloat16()
+        if not self.loaded:
+            self._materialize()
+        return super()._apply(*args, **kwargs)
+
+    def state_dict(self, *args, **kwargs):
+        if not self.loaded:
+            self._materialize()
+        return super().state_dict(*args, **kwargs)
+
+    def load_state_dict(self, *args, **kwargs):
+        if not self.loaded:
+            self._materialize()
+        return super().load_state_dict(*args, **kwargs)
+
+    def freeze(self) -> None:
+        """No gradients for the encoder's weights (now, or when a lazy network is built)."""
+        if self.loaded:
+            self.model.requires_grad_(False)
+        else:
+            self._freeze_on_build = True
+
+    def num_params(self) -> int:
+        """The network's parameter count; read from the weight files' headers while it is not built."""
+        if not self.loaded:
+            n = safetensors_param_count(self.source)
+            if n is not None:
+                return n
+        return sum(p.numel() for p in self.parameters())
 
     @property
     def hidden_size(self) -> int:
-        return int(self.model.config.hidden_size)
+        return int(self.config.hidden_size)
 
     @property
     def num_layers(self) -> int:
-        return int(getattr(self.model.config, "num_hidden_layers", 0) or 0)
+        return int(getattr(self.config, "num_hidden_layers", 0) or 0)
 
     @property
     def causal(self) -> bool:
-        return is_causal(self.model.config)
+        return is_causal(self.config)
 
     def fingerprint(self) -> str:
         return fingerprint(self.source)

@@ -123,6 +123,32 @@ def fingerprint(path: str) -> str:
     return h.hexdigest()[:16]
 
 
+def safetensors_param_count(path: str) -> int | None:
+    """Floating-point values in a model folder's safetensors files, from their headers alone (integer
+    tensors such as position ids are buffers, not parameters); None without safetensors files."""
+    import struct
+
+    folder = Path(path)
+    files = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
+    if not files:
+        return None
+    total = 0
+    try:
+        for f in files:
+            with open(f, "rb") as fh:
+                (size,) = struct.unpack("<Q", fh.read(8))
+                header = json.loads(fh.read(size))
+            for name, info in header.items():
+                if name != "__metadata__" and str(info.get("dtype", "")).startswith(("F", "BF")):
+                    n = 1
+                    for d in info["shape"]:
+                        n *= int(d)
+                    total += n
+    except (OSError, ValueError, KeyError, struct.error):
+        return None
+    return total
+
+
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 
 

@@ -182,7 +182,7 @@ class FewshotStrategy(Strategy):
         features, encode_tokens = self.features(ctx)
         head, head_result = self.train_head(ctx, features)
         head_trainable, _ = count_params(head)
-        n_params = sum(p.numel() for p in ctx.encoder.parameters())
+        n_params = ctx.encoder.num_params()
         costs = {**pair_costs, "trainable_params": pair_costs["pair_trainable_params"] + head_trainable,
                  "head_trainable_params": head_trainable, "total_params": n_params + head_trainable,
                  "encode_tokens": encode_tokens,

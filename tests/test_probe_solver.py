@@ -1,0 +1,87 @@
+"""The probe's full-batch head solver and the encoder that loads its network on first use."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+import enctune
+from enctune.encoders import Encoder
+from enctune.strategies.probe import L2_PATH, L2Solver
+
+
+def test_l2_solver_matches_logistic_regression():
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    n, d, k = 300, 8, 3
+    x = rng.normal(size=(n, d)).astype(np.float32)
+    y = (x[:, 0] + 0.5 * x[:, 1] + rng.normal(scale=0.8, size=n) > 0).astype(int) + (x[:, 2] > 1)
+    head = torch.nn.Linear(d, k)
+    strength = 0.01
+    fit = L2Solver(head, F.cross_entropy, torch.from_numpy(x), torch.from_numpy(y)).solve(strength)
+    assert fit.success
+    # scikit-learn minimises 0.5 ||W||^2 + C * sum(CE): the same optimum as mean(CE) + ||W||^2 / (2 C n)
+    ref = LogisticRegression(C=1 / (2 * strength * n), tol=1e-10, max_iter=10_000).fit(x, y)
+    with torch.no_grad():
+        ours = torch.softmax(head(torch.from_numpy(x)), -1).numpy()
+    assert np.abs(ours - ref.predict_proba(x)).max() < 2e-3
+
+
+def _train(tiny_bert, data, out, **kw):
+    return enctune.train(data=str(data), out=str(out), model=str(tiny_bert), strategy="probe", **kw)
+
+
+def test_probe_solves_its_head_on_a_path_of_strengths(tiny_bert, sentiment_dir, tmp_path):
+    run = _train(tiny_bert, sentiment_dir, tmp_path / "a")
+    hist = run.metrics["history"]
+    assert [h["l2"] for h in hist] == list(L2_PATH[:len(hist)]) and len(hist) >= 3
+    best = max(hist, key=lambda h: h["score"])
+    assert run.metrics["validation"]["accuracy"] == best["score"]  # the kept head is the best strength's
+    assert all(h["iterations"] >= 1 for h in hist) and run.metrics["loss_curve"]
+    # another seed only changes where the head starts: each strength's solve reaches the same optimum
+    again = _train(tiny_bert, sentiment_dir, tmp_path / "b", seed=7).metrics["history"]
+    assert len(again) == len(hist)
+    assert all(abs(a["train_loss"] - h["train_loss"]) < 1e-4 for a, h in zip(again, hist, strict=True))
+
+
+def test_the_loop_still_trains_heads_that_start_from_descriptions(tiny_bert, sentiment_dir, tmp_path):
+    run = _train(tiny_bert, sentiment_dir, tmp_path / "a", labels="positive: good;negative: bad", epochs=5)
+    assert run.metrics["history"] and all("l2" not in h for h in run.metrics["history"])
+    sgd = _train(tiny_bert, sentiment_dir, tmp_path / "b", head_solver="sgd", epochs=5)
+    assert all("l2" not in h for h in sgd.metrics["history"])
+
+
+def test_a_warm_probe_never_builds_the_network(tiny_bert, sentiment_dir, tmp_path):
+    first = _train(tiny_bert, sentiment_dir, tmp_path / "cold")
+    assert first.metrics["costs"]["cache_hits"] == 0
+    warm = _train(tiny_bert, sentiment_dir, tmp_path / "warm")
+    assert warm.metrics["costs"]["cache_hits"] == 3
+    assert not warm.predictor.encoder.loaded
+    assert warm.metrics["costs"]["total_params"] == first.metrics["costs"]["total_params"]
+    texts = ["good good movie", "bad film"]
+    assert warm.predictor.predict(texts) == first.predictor.predict(texts)  # builds it now, on demand
+    assert warm.predictor.encoder.loaded
+    saved = enctune.load(tmp_path / "warm")
+    assert saved.predict(texts) == first.predictor.predict(texts)
+    meta = json.loads((tmp_path / "warm" / "model" / "enctune.json").read_text())
+    assert meta["strategy"] == "probe"
+
+
+def test_lazy_encoder_builds_on_first_use_with_the_mode_and_freezing_it_was_given(tiny_bert):
+    enc = Encoder.load(str(tiny_bert), lazy=True)
+    eager = Encoder.load(str(tiny_bert))
+    assert not enc.loaded and enc.hidden_size == eager.hidden_size and enc.num_layers == eager.num_layers
+    assert enc.num_params() == sum(p.numel() for p in eager.parameters())  # from the weight file's header
+    enc.train()
+    enc.freeze()
+    assert not enc.loaded
+    params = list(enc.parameters())  # builds it
+    assert enc.loaded and enc.model.training and params and not any(p.requires_grad for p in params)
+    tok = enc.tokenize(["good movie"])
+    a = enc.encode(tok)[(-1, enc.pooling)]
+    b = eager.encode(tok)[(-1, eager.pooling)]
+    assert np.allclose(a, b, atol=1e-6)
