@@ -85,3 +85,21 @@ def test_lazy_encoder_builds_on_first_use_with_the_mode_and_freezing_it_was_give
     a = enc.encode(tok)[(-1, enc.pooling)]
     b = eager.encode(tok)[(-1, eager.pooling)]
     assert np.allclose(a, b, atol=1e-6)
+
+
+def test_lbfgs_and_golden_section_find_known_minima():
+    from enctune.optim import golden_section, lbfgs
+
+    # an ill-conditioned quadratic: minimum at c, condition number 1e3
+    scales = np.logspace(0, 3, 20)
+    c = np.linspace(-1, 1, 20)
+    fit = lbfgs(lambda v: (float(0.5 * np.sum(scales * (v - c) ** 2)), scales * (v - c)), np.zeros(20),
+                max_iter=1000, gtol=1e-7, ftol=0)
+    assert fit.success and np.abs(fit.x - c).max() < 1e-6
+    # Rosenbrock: curved valley, minimum at (1, 1)
+    def rosen(v):
+        x, y = v
+        return float((1 - x) ** 2 + 100 * (y - x * x) ** 2), np.array([-2 * (1 - x) - 400 * x * (y - x * x),
+                                                                      200 * (y - x * x)])
+    assert np.abs(lbfgs(rosen, np.array([-1.2, 1.0]), max_iter=1000, gtol=1e-9, ftol=0).x - 1).max() < 1e-4
+    assert abs(golden_section(lambda u: (u - 0.3) ** 2 + 1, -4, 4, tol=1e-7) - 0.3) < 1e-6

@@ -45,16 +45,15 @@ def nll(logits: np.ndarray, targets: np.ndarray, temperature: float = 1.0) -> fl
 def fit_temperature(logits: np.ndarray, targets: np.ndarray) -> float:
     """The T > 0 minimising the NLL of ``targets`` (N,) under softmax(``logits`` (N, C) / T).
 
-    One-dimensional and convex in log T, so a bounded scalar search finds it exactly;
+    One-dimensional and unimodal in log T, so a golden-section search on a bounded interval finds it;
     with no examples the identity (T = 1) is returned.
     """
-    from scipy.optimize import minimize_scalar
+    from .optim import golden_section
 
     if len(targets) == 0:
         return 1.0
-    res = minimize_scalar(lambda log_t: nll(logits, targets, math.exp(log_t)), bounds=LOG_T_BOUNDS,
-                          method="bounded", options={"xatol": 1e-5})
-    return float(math.exp(res.x))
+    log_t = golden_section(lambda u: nll(logits, targets, math.exp(u)), *LOG_T_BOUNDS, tol=1e-5)
+    return float(math.exp(log_t))
 
 
 def reliability(probs: np.ndarray, targets: np.ndarray, n_bins: int = N_BINS) -> dict:

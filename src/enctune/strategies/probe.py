@@ -144,18 +144,18 @@ class L2Solver:
         return value, grad.double().numpy()
 
     def solve(self, strength: float, max_iter: int = MAX_ITER):
-        """Minimise at ``strength``; the scipy result (``fun``, ``nit``, ``x``)."""
-        import scipy.optimize
+        """Minimise at ``strength``; an ``optim.OptimizeResult`` (``fun``, ``nit``, ``x``)."""
         from threadpoolctl import threadpool_limits
+
+        from ..optim import lbfgs
 
         self.strength = strength
         was = self.head.training
         self.head.eval()  # dropout is minibatch noise: off for the full-batch objective
-        # scipy's BLAS threads spin-wait after each L-BFGS update and take the cores from torch's: one thread
-        # for them made each step ~10x faster here
+        # numpy's BLAS threads spin-wait after each vector update and take the cores from torch's (with
+        # scipy's L-BFGS-B this made every step ~10x slower): one thread for them
         with threadpool_limits(1, user_api="blas"):
-            fit = scipy.optimize.minimize(self.objective, self.get(), jac=True, method="L-BFGS-B",
-                                          options={"maxiter": max_iter, "gtol": 1e-6})
+            fit = lbfgs(self.objective, self.get(), max_iter=max_iter, gtol=1e-5, ftol=1e-9)
         self.set(fit.x)
         self.head.train(was)
         return fit
