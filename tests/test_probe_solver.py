@@ -103,3 +103,45 @@ def test_lbfgs_and_golden_section_find_known_minima():
                                                                       200 * (y - x * x)])
     assert np.abs(lbfgs(rosen, np.array([-1.2, 1.0]), max_iter=1000, gtol=1e-9, ftol=0).x - 1).max() < 1e-4
     assert abs(golden_section(lambda u: (u - 0.3) ** 2 + 1, -4, 4, tol=1e-7) - 0.3) < 1e-6
+
+
+def test_tokenizing_through_the_backend_gives_the_tokenizers_own_ids(tiny_bert):
+    enc = Encoder.load(str(tiny_bert), max_length=8, lazy=True)
+    texts = ["good movie", "a bad bad bad bad bad bad bad bad film", ""]
+    pairs = ["fine", "good good good good good good", "bad"]
+    for args in ((texts, None), (texts, pairs)):
+        ours = enc.tokenize(*args)
+        ref = enc.tokenizer(*(a for a in args if a is not None), truncation=True, max_length=8)
+        assert ours.input_ids == ref["input_ids"] and ours.token_type_ids == ref["token_type_ids"]
+        assert max(len(x) for x in ours.input_ids) == 8 and ours.truncated >= 1
+
+
+def test_file_digests_are_remembered_until_the_file_changes(tmp_path, monkeypatch):
+    import os
+    import shutil
+
+    from enctune.encoders import resolve
+
+    monkeypatch.setenv("ENCTUNE_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    weights = folder / "model.safetensors"
+    weights.write_bytes(b"a" * 1000)
+    resolve._file_digest.cache_clear()
+    first = resolve.fingerprint(str(folder))
+    memos = list((tmp_path / "cache" / "digests").iterdir())
+    assert len(memos) == 2  # one per hashed file
+    resolve._file_digest.cache_clear()
+    assert resolve.fingerprint(str(folder)) == first  # read back from the memo
+    weights.write_bytes(b"b" * 1000)  # same size, new content and mtime
+    os.utime(weights, ns=(1, 10**18))
+    resolve._file_digest.cache_clear()
+    assert resolve.fingerprint(str(folder)) != first
+    for m in (tmp_path / "cache" / "digests").iterdir():
+        m.write_text("garbage")  # a damaged memo is recomputed, not trusted
+    resolve._file_digest.cache_clear()
+    again = resolve.fingerprint(str(folder))
+    shutil.rmtree(tmp_path / "cache" / "digests")
+    resolve._file_digest.cache_clear()
+    assert again == resolve.fingerprint(str(folder))  # what hashing from scratch gives

@@ -240,16 +240,38 @@ class Encoder(nn.Module):
         if templated and self.template is not None:
             texts, cut = self._apply_template(list(texts), pairs)
         tok = self.tokenizer
-        enc = tok(*((texts, pairs) if pairs is not None else (texts,)), add_special_tokens=True, truncation=True,
-                  max_length=self.max_length)
+        ids, tt = self._backend_ids(texts, pairs)
+        if ids is None:
+            enc = tok(*((texts, pairs) if pairs is not None else (texts,)), add_special_tokens=True, truncation=True,
+                      max_length=self.max_length)
+            ids, tt = enc["input_ids"], enc.get("token_type_ids")
         # Only rows that reach max_length can have been cut: tokenize just those again, uncut, to count.
-        full_rows = [i for i, ids in enumerate(enc["input_ids"]) if len(ids) >= self.max_length]
+        full_rows = [i for i, row in enumerate(ids) if len(row) >= self.max_length]
         truncated = 0
         if full_rows:
             again = ([texts[i] for i in full_rows],) + (([pairs[i] for i in full_rows],) if pairs is not None else ())
             truncated = sum(len(x) > self.max_length for x in self._uncut_ids(*again))
-        tt = enc.get("token_type_ids") if "token_type_ids" in tok.model_input_names else None
-        return Tokenized(enc["input_ids"], tt, truncated + cut)
+        tt = tt if "token_type_ids" in tok.model_input_names else None
+        return Tokenized(ids, tt, truncated + cut)
+
+    def _backend_ids(self, texts: list[str], pairs: list[str] | None) -> tuple[list | None, list | None]:
+        """Token ids (and type ids) straight from a fast tokenizer's Rust backend, with the truncation that
+        ``tokenizer(..., truncation=True, max_length=...)`` sets; the same ids without building the
+        per-row Python objects that call returns (about a third of its time). (None, None) for a slow
+        tokenizer."""
+        tok = self.tokenizer
+        backend = getattr(tok, "backend_tokenizer", None) if getattr(tok, "is_fast", False) else None
+        if backend is None:
+            return None, None
+        target = {"max_length": self.max_length, "stride": 0, "strategy": "longest_first",
+                  "direction": tok.truncation_side}
+        if backend.truncation != target:
+            backend.enable_truncation(**target)
+        if backend.padding is not None:
+            backend.no_padding()
+        encodings = backend.encode_batch(list(zip(texts, pairs, strict=True)) if pairs is not None else list(texts),
+                                         add_special_tokens=True)
+        return [e.ids for e in encodings], [e.type_ids for e in encodings]
 
     def _uncut_ids(self, *args) -> list[list[int]]:
         """Token ids with no truncation, without the tokenizer's warning about inputs over its maximum."""

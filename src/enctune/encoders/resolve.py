@@ -101,11 +101,30 @@ def default_pooling(path: str, config) -> str:
 
 @lru_cache(maxsize=32)
 def _file_digest(path: str, size: int, mtime: float) -> str:
+    """SHA-256 of a file, remembered per (path, size, mtime) in this process and on disk under
+    ``$ENCTUNE_CACHE/digests`` (hashing the default encoder's weights takes ~0.1 s of every run that
+    reads the feature cache)."""
+    memo = Path(os.environ.get("ENCTUNE_CACHE") or Path.home() / ".cache" / "enctune") / "digests" / \
+        hashlib.sha256(f"{os.path.realpath(path)}|{size}|{mtime!r}".encode()).hexdigest()[:32]
+    try:
+        known = memo.read_text().strip()
+        if len(known) == 64:
+            return known
+    except (OSError, UnicodeDecodeError):
+        pass
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 22), b""):
             h.update(chunk)
-    return h.hexdigest()
+    digest = h.hexdigest()
+    try:
+        from ..atomic import atomic_write_text
+
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(memo, digest + "\n")
+    except OSError:  # a read-only or full cache disk costs the hashing next time, nothing more
+        pass
+    return digest
 
 
 def fingerprint(path: str) -> str:
