@@ -39,15 +39,24 @@ PREDICT_PRECISIONS = ("fp32", "bf16", "int8", "fastest", "auto")
 
 
 class HFSequenceClassifier(nn.Module):
-    """A transformers ``...ForSequenceClassification`` model seen as ``batch -> logits``."""
+    """A transformers ``...ForSequenceClassification`` model seen as ``batch -> logits``. A BERT-style
+    one computes its last layer for the first token only (``first_token``): the only state it reads."""
 
     def __init__(self, model: nn.Module):
+        from .first_token import wrap_last_layer
+
         super().__init__()
         self.model = model
+        wrap_last_layer(model)
 
     def forward(self, input_ids, attention_mask, token_type_ids=None):
+        from .first_token import FirstTokenLayer, first_token_only
+
         kw = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
-        return self.model(input_ids=input_ids, attention_mask=attention_mask, **kw).logits
+        layers = getattr(getattr(self.model.base_model, "encoder", None), "layer", None)
+        last = layers[-1] if isinstance(layers, nn.ModuleList) and len(layers) else None
+        with first_token_only(last if isinstance(last, FirstTokenLayer) else None):
+            return self.model(input_ids=input_ids, attention_mask=attention_mask, **kw).logits
 
 
 def resolve_predict_precision(precision: str, device: str = "cpu") -> str:
