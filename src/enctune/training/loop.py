@@ -110,7 +110,7 @@ def fit(model: nn.Module, loader, loss_fn: Callable, evaluate: Callable, cfg: Lo
 
     def clip_gradients() -> None:
         if plain:
-            torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+            torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm, foreach=True)  # one kernel, not one per tensor
         else:
             accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
 
