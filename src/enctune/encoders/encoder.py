@@ -173,29 +173,30 @@ class Encoder(nn.Module):
         self.model = model
         return model
 
+    def _built(self) -> None:
+        if not self.loaded:
+            self._materialize()
+
     def __getattr__(self, name: str):
         if name == "model" and "_build" in self.__dict__:
             return self._materialize()
         return super().__getattr__(name)
 
+    # whatever walks the weights builds the network first
     def named_modules(self, *args, **kwargs):  # parameters(), modules(), buffers() and the like
-        if not self.loaded:
-            self._materialize()
+        self._built()
         return super().named_modules(*args, **kwargs)
 
     def _apply(self, *args, **kwargs):  # .to(), .float(), .bfloat16()
-        if not self.loaded:
-            self._materialize()
+        self._built()
         return super()._apply(*args, **kwargs)
 
     def state_dict(self, *args, **kwargs):
-        if not self.loaded:
-            self._materialize()
+        self._built()
         return super().state_dict(*args, **kwargs)
 
     def load_state_dict(self, *args, **kwargs):
-        if not self.loaded:
-            self._materialize()
+        self._built()
         return super().load_state_dict(*args, **kwargs)
 
     def freeze(self) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -104,8 +105,9 @@ def _file_digest(path: str, size: int, mtime: float) -> str:
     """SHA-256 of a file, remembered per (path, size, mtime) in this process and on disk under
     ``$ENCTUNE_CACHE/digests`` (hashing the default encoder's weights takes ~0.1 s of every run that
     reads the feature cache)."""
-    memo = Path(os.environ.get("ENCTUNE_CACHE") or Path.home() / ".cache" / "enctune") / "digests" / \
-        hashlib.sha256(f"{os.path.realpath(path)}|{size}|{mtime!r}".encode()).hexdigest()[:32]
+    from .cache import cache_root
+
+    memo = cache_root() / "digests" / hashlib.sha256(f"{os.path.realpath(path)}|{size}|{mtime!r}".encode()).hexdigest()[:32]
     try:
         known = memo.read_text().strip()
         if len(known) == 64:
@@ -144,8 +146,8 @@ def fingerprint(path: str) -> str:
 
 def safetensors_param_count(path: str) -> int | None:
     """Floating-point values in a model folder's safetensors files, from their headers alone (integer
-    tensors such as position ids are buffers, not parameters); None without safetensors files."""
-    import struct
+    tensors such as position ids are buffers, not parameters); None without readable safetensors files."""
+    from safetensors import safe_open
 
     folder = Path(path)
     files = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
@@ -154,16 +156,12 @@ def safetensors_param_count(path: str) -> int | None:
     total = 0
     try:
         for f in files:
-            with open(f, "rb") as fh:
-                (size,) = struct.unpack("<Q", fh.read(8))
-                header = json.loads(fh.read(size))
-            for name, info in header.items():
-                if name != "__metadata__" and str(info.get("dtype", "")).startswith(("F", "BF")):
-                    n = 1
-                    for d in info["shape"]:
-                        n *= int(d)
-                    total += n
-    except (OSError, ValueError, KeyError, struct.error):
+            with safe_open(str(f), "pt") as handle:
+                for name in handle.keys():
+                    tensor = handle.get_slice(name)
+                    if tensor.get_dtype().startswith(("F", "BF")):
+                        total += math.prod(tensor.get_shape())
+    except Exception:  # safetensors raises its own error type for a damaged header
         return None
     return total
 

@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 import torch
+from torch.nn.utils import parameters_to_vector, vector_to_parameters
 from torch.utils.data import DataLoader
 
 from .. import progress
@@ -120,15 +121,11 @@ class L2Solver:
         self.strength = 0.0
 
     def get(self) -> np.ndarray:
-        return torch.cat([p.detach().reshape(-1) for p in self.params]).double().numpy()
+        return parameters_to_vector(self.params).detach().double().numpy()
 
     def set(self, vec: np.ndarray) -> None:
-        flat = torch.from_numpy(vec.astype(np.float32))
         with torch.no_grad():
-            i = 0
-            for p in self.params:
-                p.copy_(flat[i:i + p.numel()].view_as(p))
-                i += p.numel()
+            vector_to_parameters(torch.from_numpy(vec).float(), self.params)
 
     def objective(self, vec: np.ndarray) -> tuple[float, np.ndarray]:
         self.set(vec)
