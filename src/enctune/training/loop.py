@@ -33,7 +33,7 @@ from ..errors import UserError
 from . import distributed, fast_dropout
 from .batching import split_by_tokens
 from .checkpoint import Checkpointer
-from .precision import autocast
+from .precision import autocast, embeddings_in_autocast_dtype
 
 
 @dataclass
@@ -106,10 +106,16 @@ def fit(model: nn.Module, loader, loss_fn: Callable, evaluate: Callable, cfg: Lo
     # come down to torch's, plus checks it repeats on every call (a package lookup each: ~0.2 ms a step, which
     # is most of a small head's step). Sharded set-ups keep Accelerate's versions.
     plain = accelerator.distributed_type.value in ("NO", "MULTI_CPU", "MULTI_GPU")
-    step_optimizer = optimizer.optimizer.step if plain else optimizer.step
+    inner = optimizer.optimizer
+    step_optimizer = inner.step if plain else optimizer.step
+    # The fused kernel divides every gradient by ``grad_scale`` as it reads it (the hook GradScaler uses):
+    # clipping through it saves a pass that rewrites every gradient (~2 ms of a ~160 ms CPU step).
+    fold_clip = plain and bool(inner.defaults.get("fused"))
 
     def clip_gradients() -> None:
-        if plain:
+        if fold_clip:
+            clip_in_fused_step(inner, params, cfg.max_grad_norm)
+        elif plain:
             torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm, foreach=True)  # one kernel, not one per tensor
         else:
             accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
@@ -188,7 +194,7 @@ def fit(model: nn.Module, loader, loss_fn: Callable, evaluate: Callable, cfg: Lo
     model.train()
     # the smoothed loss travels in ``pos`` so that a resumed run records the same history
     running, seen_in_window, window_t = pos.get("running"), 0, time.perf_counter()
-    with fast_dropout.installed(unwrapped, device_type), \
+    with fast_dropout.installed(unwrapped, device_type), embeddings_in_autocast_dtype(unwrapped, device_type), \
             progress.bar(cfg.description, total=total, status=True) as pbar:
         pbar.advance(result.steps)
         while pos["epoch"] < cfg.epochs and not pos["stop"]:
@@ -228,6 +234,15 @@ def fit(model: nn.Module, loader, loss_fn: Callable, evaluate: Callable, cfg: Lo
         unwrapped.load_state_dict(best_state, strict=False)
     unwrapped.eval()
     return result
+
+
+def clip_in_fused_step(optimizer: torch.optim.Optimizer, params: list[torch.Tensor], max_norm: float) -> None:
+    """Clip the gradients of ``params`` to total norm ``max_norm`` inside the next step of ``optimizer`` (a
+    fused Adam/AdamW): the same update as ``clip_grad_norm_`` before the step, without rewriting every
+    gradient first. ``clip_grad_norm_`` multiplies by min(1, max_norm / (norm + 1e-6)); the fused kernel
+    divides each gradient by ``grad_scale`` as it reads it."""
+    norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None], foreach=True)
+    optimizer.grad_scale = torch.clamp((norm + 1e-6) / max_norm, min=1.0)
 
 
 def linear_warmup_decay(optimizer: torch.optim.Optimizer, warmup: int, total: int):
