@@ -1,10 +1,11 @@
 """What the training loop does to make a CPU step cheaper must not change what the step computes: clipping
-inside the fused optimizer step, and the bf16 residual stream."""
+inside the fused optimizer step, the bf16 residual stream, and an encoder's unused pooler left out."""
 
 import torch
 from torch import nn
 from transformers import AutoModel
 
+from enctune.encoders import Encoder
 from enctune.training.loop import clip_in_fused_step
 from enctune.training.precision import embeddings_in_autocast_dtype
 
@@ -55,6 +56,18 @@ def test_embeddings_hand_autocast_their_dtype_inside_the_block_only(tiny_bert):
         assert emb(ids).dtype == torch.float32  # hooks removed
         assert model(input_ids=ids).last_hidden_state.dtype == torch.float32
     assert emb.weight.dtype == torch.float32
+
+
+def test_loaded_encoder_skips_its_pooler_but_keeps_its_weights(tiny_bert):
+    enc = Encoder.load(str(tiny_bert))
+    ids = torch.randint(3, enc.config.vocab_size, (2, 7))
+    out = enc.model(input_ids=ids, attention_mask=torch.ones_like(ids))
+    assert out.pooler_output is None
+    reference = AutoModel.from_pretrained(tiny_bert)
+    full = reference(input_ids=ids, attention_mask=torch.ones_like(ids))
+    assert full.pooler_output is not None
+    torch.testing.assert_close(out.last_hidden_state, full.last_hidden_state)
+    assert any(k.startswith("pooler.") for k in enc.model.state_dict())
 
 
 def test_pre_norm_networks_keep_an_fp32_stream(tiny_gpt2):

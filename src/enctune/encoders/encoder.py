@@ -91,6 +91,21 @@ def usable_max_length(config, tokenizer, wanted: int | None, default: int = 256)
     return min(wanted or default, limit)
 
 
+def _no_pooler_output(*args, **kwargs) -> None:
+    return None
+
+
+def _without_pooler(model: nn.Module) -> nn.Module:
+    """``model`` with its pooler (BERT-family: a dense + tanh over the first token, computed on every call)
+    not run. An encoder that enctune loads is pooled by enctune and its ``pooler_output`` is never read (a
+    Hugging Face classifier folder, which reads it, is not loaded through here). The pooler's weights stay,
+    so a saved encoder is the source's network."""
+    pooler = getattr(model, "pooler", None)
+    if isinstance(pooler, nn.Module):
+        pooler.forward = _no_pooler_output
+    return model
+
+
 class Encoder(nn.Module):
     def __init__(self, model: nn.Module | None, tokenizer, pooling: str, source: str, max_length: int,
                  layer: int = -1, template: str | None = None, config=None, build=None):
@@ -145,8 +160,9 @@ class Encoder(nn.Module):
             try:
                 with hf_quiet():
                     # AutoModel is the base network: the MLM / LM pre-training head is never loaded.
-                    return AutoModel.from_pretrained(source, config=config, trust_remote_code=trust_remote_code,
-                                                     use_safetensors=None if allow_pickle else True)
+                    return _without_pooler(AutoModel.from_pretrained(
+                        source, config=config, trust_remote_code=trust_remote_code,
+                        use_safetensors=None if allow_pickle else True))
             except (OSError, ValueError) as e:
                 raise UserError(f"{source}: could not load the encoder ({e}).") from None
 
