@@ -7,7 +7,7 @@ anything else: ``classify``. The reason is returned so the run can say what it c
 
 from __future__ import annotations
 
-from ..data.dataset import LABEL_NAMES, _pick
+from ..data.dataset import LABEL_NAMES, _pick, is_missing_label
 from ..data.readers import Table
 
 TOKEN_NAMES = ("tokens", "words")
@@ -44,10 +44,10 @@ def detect_task(table: Table, text_column: str | None = None, pair_column: str |
                                                                      "--label-column", table.path, required=False)
     if label is None:
         return "classify", "no label column recognised"
-    values = [r.get(label) for r in sample if r.get(label) is not None]
+    values = [r.get(label) for r in sample if not is_missing_label(r.get(label))]
     if values and all(isinstance(v, list) for v in values):
         return "multilabel", f"column '{label}' holds lists of labels"
-    numbers = [_number(v) for v in (r.get(label) for r in table.records) if v is not None]
+    numbers = [_number(v) for v in (r.get(label) for r in table.records) if not is_missing_label(v)]
     if numbers and all(x is not None for x in numbers):
         fractional = any(not float(x).is_integer() for x in numbers)
         distinct = len(set(numbers))

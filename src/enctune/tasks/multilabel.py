@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.dataset import Examples
+from ..data.dataset import Examples, _label_str, is_missing_label
 from ..errors import UserError
 from .base import Task, linear_head, register
 
@@ -53,6 +53,8 @@ class MultilabelTask(Task):
         self.thresholds = np.asarray(thresholds if thresholds is not None else [0.5] * len(self.labels), dtype=float)
 
     def parse_label(self, value):
+        if is_missing_label(value):
+            return None
         if isinstance(value, str):
             s = value.strip()
             if s.startswith("["):
@@ -66,9 +68,10 @@ class MultilabelTask(Task):
             return None  # an empty list is a mistake more often than a choice: name the row
         out = []
         for v in value:
-            if isinstance(v, (dict, list)) or v is None or isinstance(v, bool):
+            label = None if isinstance(v, bool) else _label_str(v)
+            if label is None:  # a null, NA, list or object inside the list: name the row
                 return None
-            out.append(str(int(v)) if isinstance(v, float) and v.is_integer() else str(v).strip())
+            out.append(label)
         return sorted(set(out))
 
     def fit(self, train: Examples, column: str | None) -> None:
