@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test test-fast lint clean
+.PHONY: setup demo test test-fast test-fp32 test-bf16 lint clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,13 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# the suite with --precision auto forced to one path (the two CPU kinds round bf16 differently)
+test-fp32: setup
+	ENCTUNE_PRECISION=fp32 $(BIN)/python -m pytest -q
+
+test-bf16: setup
+	ENCTUNE_PRECISION=bf16 $(BIN)/python -m pytest -q
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not integration"

@@ -19,6 +19,16 @@ FILLER = ["the", "film", "was", "a", "movie", "plot", "and", "very", "really", "
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def pytest_report_header(config):
+    """Which precision ``--precision auto`` takes in this run: ENCTUNE_PRECISION=fp32 or bf16 forces it for the
+    whole suite (``make test-fp32``, ``make test-bf16``); unset, the CPU decides."""
+    from enctune.training.precision import PRECISION_ENV, resolve_precision
+
+    forced = os.environ.get(PRECISION_ENV)
+    return f"enctune: --precision auto resolves to {resolve_precision('auto')}" + (
+        f" (forced by {PRECISION_ENV})" if forced else " (this CPU's choice)")
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("ENCTUNE_CACHE", str(tmp_path / "feature-cache"))

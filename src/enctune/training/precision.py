@@ -19,6 +19,7 @@ so its stream stays fp32.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from functools import lru_cache
 
@@ -27,6 +28,7 @@ import torch
 from ..errors import UserError
 
 PRECISIONS = ("auto", "fp32", "bf16")
+PRECISION_ENV = "ENCTUNE_PRECISION"  # what ``auto`` resolves to, when set
 # encoders whose every residual add is followed by a layer norm (see the module docstring)
 POST_NORM_TYPES = frozenset({"bert", "roberta", "xlm-roberta", "camembert", "electra", "distilbert", "mpnet"})
 
@@ -45,10 +47,18 @@ def cpu_has_bf16() -> bool:
 
 
 def resolve_precision(precision: str, device: str = "cpu") -> str:
+    """``fp32``/``bf16`` as asked; ``auto``: the environment's ``ENCTUNE_PRECISION`` (fp32 or bf16) when set,
+    else bf16 where the hardware computes it natively, else fp32. The variable lets a whole test suite or a
+    batch of runs take one path on any machine (the two CPU kinds enctune runs on round bf16 differently)."""
     if precision not in PRECISIONS:
         raise UserError(f"--precision '{precision}': expected one of {', '.join(PRECISIONS)}.")
     if precision != "auto":
         return precision
+    forced = os.environ.get(PRECISION_ENV, "").strip().lower()
+    if forced:
+        if forced not in ("fp32", "bf16"):
+            raise UserError(f"{PRECISION_ENV}={forced!r}: expected fp32 or bf16 (or unset it).")
+        return forced
     if device == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     return "bf16" if cpu_has_bf16() else "fp32"
