@@ -174,3 +174,59 @@ def test_checkpoint_is_replaced_atomically_and_only_the_newest_kept(tiny_bert, s
     enctune.train(data=str(sentiment_dir), out=str(tmp_path / "run"), model=str(tiny_bert), strategy="full",
                   epochs=2, batch_size=16, checkpoint_every=3)
     assert saved and all(len(names) == 1 and names[0].startswith("step-") for names in saved)
+
+
+def _crashed_run(base, monkeypatch) -> None:
+    """A run that checkpoints and dies after training, before its folder is written."""
+    import enctune.api
+
+    def crash(*a, **k):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(enctune.api, "_write_run", crash)
+        assert main(base + ["--checkpoint-every", "4"]) == 130
+
+
+def test_resume_takes_the_same_file_named_another_way_and_refuses_changed_data(tiny_bert, tmp_path, capsys,
+                                                                                monkeypatch):
+    data = write_jsonl(tmp_path / "d" / "train.jsonl", make_rows(60, seed=1))
+    monkeypatch.chdir(tmp_path)
+    common = ["--model", str(tiny_bert), "--strategy", "full", "--batch-size", "8", "--epochs", "2", "--quiet"]
+    _crashed_run(["train", "--data", "d/train.jsonl", "--out", "run", *common], monkeypatch)
+    # the same file, named by its absolute path: the same settings
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "run"), *common, "--resume"]) == 0
+    _crashed_run(["train", "--data", str(data), "--out", "run2", *common], monkeypatch)
+    write_jsonl(data, make_rows(60, seed=2))  # other contents under the same name
+    assert main(["train", "--data", str(data), "--out", "run2", *common, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "data changed" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("damage", ["no settings", "rng", "not an object", "weights"])
+def test_a_damaged_checkpoint_state_is_a_clear_error(damage, tiny_bert, sentiment_dir, tmp_path, capsys,
+                                                     monkeypatch):
+    out = tmp_path / "run"
+    base = ["train", "--data", str(sentiment_dir), "--out", str(out), "--model", str(tiny_bert), "--strategy",
+            "full", "--batch-size", "8", "--epochs", "2", "--quiet"]
+    _crashed_run(base, monkeypatch)
+    (ckpt,) = (out / "checkpoints").glob("step-*")
+    state = json.loads((ckpt / "state.json").read_text())
+    if damage == "no settings":
+        del state["settings"]
+    elif damage == "rng":
+        state["rng"][0]["torch"] = state["rng"][0]["torch"][:10]
+        state["rng"][0]["python"] = ["x"]
+    elif damage == "not an object":
+        state = [1, 2, 3]
+    if damage == "weights":
+        from safetensors.torch import load_file, save_file
+
+        w = load_file(str(ckpt / "trainable.safetensors"))
+        k = next(iter(w))
+        save_file({**w, k: w[k][:1]}, str(ckpt / "trainable.safetensors"))
+    else:
+        (ckpt / "state.json").write_text(json.dumps(state))
+    assert main(base + ["--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "unreadable checkpoint" in err and "Traceback" not in err

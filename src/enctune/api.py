@@ -18,8 +18,6 @@ import json
 import os
 import platform
 import resource
-import shutil
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -29,7 +27,6 @@ import numpy as np
 import torch
 
 from . import __version__, progress
-from .atomic import atomic_write_text
 from .config import TrainConfig, budget_seconds, make_config
 from .data import Examples, load_splits, load_texts
 from .encoders import Encoder
@@ -37,7 +34,8 @@ from .encoders.cache import texts_hash
 from .encoders.resolve import refuse_lora_run
 from .errors import UserError
 from .model import TaskModel
-from .model_folder import _replace_dir, find_model_folder, write_model_folder
+from .model_folder import find_model_folder, write_model_folder
+from .run_folder import check_out, mark_started, write_run
 from .serve.predictor import Predictor
 from .serve.predictor import embed as _embed
 from .strategies import STRATEGIES, RunContext, choose_strategy, split_outputs
@@ -66,14 +64,20 @@ def load(path: str | os.PathLike, precision: str | None = None) -> Predictor:
     return _load(path, precision=precision)
 
 
-def _check_out(out: Path) -> None:
-    if out.exists():
-        if not out.is_dir():
-            raise UserError(f"--out {out}: exists and is a file; expected a folder to write the run into.")
-        if any(out.iterdir()) and not ((out / "metrics.json").exists() or (out / "model").exists()
-                                       or (out / "checkpoints").is_dir()):
-            raise UserError(f"--out {out}: a non-empty folder that is not an enctune run; choose another --out "
-                            "(enctune only replaces its own run folders).")
+def _resume_settings(cfg: TrainConfig, files: dict[str, str], strategy: str) -> dict:
+    """What a checkpoint must agree with to be resumed: every setting that changes what is trained, with
+    paths made absolute (the same file named two ways is the same file), and a digest of every data file's
+    contents (a file changed under the same name is other data)."""
+    from .training.checkpoint import file_digest
+
+    settings = {k: v for k, v in cfg.model_dump().items() if k not in ("resume", "checkpoint_every", "quiet")}
+    for key in ("data", "validation", "test", "add", "out", "model"):
+        value = settings.get(key)
+        if value is not None and (key != "model" or Path(value).exists()):
+            settings[key] = str(Path(value).resolve())
+    files = {**files, **({"add": cfg.add} if cfg.add else {})}
+    return {**settings, "strategy": strategy,
+            "data_digests": {split: file_digest(f) for split, f in sorted(files.items())}}
 
 
 def _task_options(cfg: TrainConfig) -> dict:
@@ -96,7 +100,7 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
     t_start = time.perf_counter()
     rank, world = distributed.init()  # under torchrun / accelerate launch: join the group; quiet non-main
     out = Path(cfg.out)
-    _check_out(out)
+    check_out(out, clean=rank == 0)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
 
@@ -165,10 +169,10 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
 
     checkpoints = None
     if cfg.checkpoint_every or cfg.resume:
-        # settings that change what is trained; resuming under others is refused
-        settings = {k: v for k, v in cfg.model_dump().items() if k not in ("resume", "checkpoint_every")}
+        if rank == 0 and not cfg.resume:
+            mark_started(out)  # a killed run leaves a folder that a later --resume may continue in
         checkpoints = Checkpointer(out / "checkpoints", cfg.checkpoint_every, cfg.resume,
-                                   {**settings, "strategy": strategy_name})
+                                   _resume_settings(cfg, splits.files, strategy_name))
     if not cfg.resume and (out / "checkpoints").is_dir() and any((out / "checkpoints").glob("step-*")):
         progress.info(f"{out / 'checkpoints'} holds a checkpoint of an unfinished run; starting afresh "
                       "(pass --resume to continue it instead).")
@@ -349,18 +353,11 @@ def _model_card(meta: dict, metrics: dict) -> str:
 
 def _write_run(out: Path, encoder, head, meta: dict, metrics: dict, cfg: TrainConfig,
                encoder_trained: bool = True, extra: dict[str, str] | None = None) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-    try:
-        write_model_folder(tmp / "model", encoder, head, meta, _model_card(meta, metrics), encoder_trained)
-        atomic_write_text(tmp / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-        atomic_write_text(tmp / "config.json", json.dumps(cfg.model_dump(), indent=2) + "\n")
-        for name, text in (extra or {}).items():
-            atomic_write_text(tmp / name, text)
-        _replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    def write_model(folder: Path) -> None:
+        write_model_folder(folder, encoder, head, meta, _model_card(meta, metrics), encoder_trained)
+
+    write_run(out, write_model, {"metrics.json": json.dumps(metrics, indent=2) + "\n",
+                                 "config.json": json.dumps(cfg.model_dump(), indent=2) + "\n", **(extra or {})})
 
 
 def evaluate(path: str | os.PathLike, data: str | os.PathLike, text_column: str | None = None,

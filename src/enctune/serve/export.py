@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -189,7 +188,7 @@ def export_onnx(run: str, out: str, quantize: str | None = None, check_data: str
                 max_check: int = 1000) -> dict:
     """Export ``run`` to ``out``; returns the check ({precision: {n, agreement, max_probability_difference}})."""
     from .. import progress
-    from ..model_folder import _replace_dir
+    from ..atomic import staged_folder
     from .onnx_predictor import REFINE_BELOW, OnnxPredictor
     from .predictor import Predictor
 
@@ -216,9 +215,7 @@ def export_onnx(run: str, out: str, quantize: str | None = None, check_data: str
     sample = encoder.collate(sample_tokens, [0, 1])
     inputs = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
 
-    out_p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_p.parent, prefix=f".{out_p.name}.tmp-"))
-    try:
+    with staged_folder(out_p) as tmp:
         progress.info("export: tracing the model to ONNX")
         hf_model = encoder.model
         previous = getattr(hf_model.config, "_attn_implementation", None)
@@ -271,8 +268,4 @@ def export_onnx(run: str, out: str, quantize: str | None = None, check_data: str
             check[precision] = _compare(ref, onnx_logits)
         settings["check"] = check
         (tmp / ONNX_MARKER).write_text(json.dumps(settings, indent=2) + "\n")
-        _replace_dir(tmp, out_p)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return check

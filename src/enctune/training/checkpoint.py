@@ -18,6 +18,7 @@ process writes. Model and optimizer states are those of DDP (identical on every 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -122,7 +123,10 @@ class Checkpointer:
                 shutil.rmtree(old, ignore_errors=True)
 
     def load(self, model, optimizer, scheduler) -> tuple[dict, dict | None]:
-        """Restore model, optimizer, scheduler and random states; return (loop record, best weights)."""
+        """Restore model, optimizer, scheduler and random states; return (loop record, best weights).
+
+        Everything is checked before anything is restored: a checkpoint that does not parse, lacks a part,
+        was written with other settings or data, or holds states that do not fit is a UserError."""
         from safetensors.torch import load_file
 
         ckpt = self.latest()
@@ -134,26 +138,58 @@ class Checkpointer:
             opt_tensors = load_file(str(ckpt / "optimizer.safetensors"))
             best = load_file(str(ckpt / "best.safetensors")) if (ckpt / "best.safetensors").is_file() else None
         except Exception as e:  # a damaged checkpoint names itself
-            raise UserError(f"{ckpt}: unreadable checkpoint ({e}); remove it to resume from an earlier one.") \
-                from None
-        changed = sorted(k for k in set(self.settings) | set(state["settings"])
-                         if self.settings.get(k) != state["settings"].get(k))
-        if changed:
-            raise UserError(f"--resume: the checkpoint in {ckpt} was written with other settings ("
-                            + ", ".join(f"{k}: {state['settings'].get(k)!r} then, {self.settings.get(k)!r} now"
-                                        for k in changed) + "); resume with the same options.")
+            raise _damaged(ckpt, e) from None
+        missing = [k for k in ("settings", "loop", "rng", "optimizer", "scheduler")
+                   if not isinstance(state, dict) or k not in state]
+        if missing or not isinstance(state["settings"], dict) or not isinstance(state["rng"], list):
+            raise _damaged(ckpt, f"state.json lacks {', '.join(missing) or 'a well-formed settings or rng entry'}")
+        self._same_settings(ckpt, state["settings"])
         rank, world = distributed.rank_world()
         if len(state["rng"]) != world:
             raise UserError(f"--resume: the checkpoint was written by {len(state['rng'])} process(es); "
                             f"resume with the same number (now {world}).")
         params = dict(model.named_parameters())
+        unknown = sorted(set(trainable) - set(params))
+        if unknown or any(params[k].shape != v.shape for k, v in trainable.items()):
+            raise _damaged(ckpt, f"its weights do not fit this model ({', '.join(unknown[:3]) or 'shapes differ'})")
+        try:
+            set_rng_state(state["rng"][rank])
+            optimizer.load_state_dict(_unflatten_optimizer(opt_tensors, state["optimizer"]))
+            scheduler.load_state_dict(state["scheduler"])
+        except Exception as e:  # a state that parses but does not fit (damaged RNG words, optimizer groups...)
+            raise _damaged(ckpt, e) from None
         with torch.no_grad():
             for k, v in trainable.items():
                 params[k].copy_(v)
-        optimizer.load_state_dict(_unflatten_optimizer(opt_tensors, state["optimizer"]))
-        scheduler.load_state_dict(state["scheduler"])
-        set_rng_state(state["rng"][rank])
         return state["loop"], best
+
+    def _same_settings(self, ckpt: Path, then: dict) -> None:
+        digests_then, digests_now = then.get("data_digests") or {}, self.settings.get("data_digests") or {}
+        changed_data = sorted(s for s in digests_now if digests_then.get(s) not in (None, digests_now[s]))
+        if changed_data:
+            raise UserError(f"--resume: the data changed since the checkpoint in {ckpt} was written (the "
+                            f"{', '.join(changed_data)} file has other contents now); resume with the same data, "
+                            "or train afresh without --resume.")
+        changed = sorted(k for k in set(self.settings) | set(then)
+                         if k != "data_digests" and self.settings.get(k) != then.get(k))
+        if changed:
+            raise UserError(f"--resume: the checkpoint in {ckpt} was written with other settings ("
+                            + ", ".join(f"{k}: {then.get(k)!r} then, {self.settings.get(k)!r} now"
+                                        for k in changed) + "); resume with the same options.")
+
+
+def _damaged(ckpt: Path, why) -> UserError:
+    return UserError(f"{ckpt}: unreadable checkpoint ({why}); remove it to resume from an earlier one, or train "
+                     "afresh without --resume.")
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's contents (what tells a resumed run that its data are the same)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _jsonable(x):

@@ -1,0 +1,61 @@
+"""The run folder: what ``enctune train --out OUT`` writes, and the rule for replacing one.
+
+Layout::
+
+    OUT/
+      enctune-run.json   the marker: format, enctune version, and the files the run wrote
+      model/             the model folder (see ``model_folder``)
+      metrics.json       scores, costs, history
+      config.json        the configuration the run used
+      report.html        the run's report
+      mistakes.jsonl     the most confident mistakes on validation and test
+      checkpoints/       while a run with --checkpoint-every is in progress
+
+enctune replaces only its own run folders: ``check_out`` refuses (before anything trains)
+an ``OUT`` that holds anything but a marked run's files, and the current folder or one
+above it. A run with checkpoints marks ``OUT`` when it starts (``mark_started``), so a
+killed run can be resumed into the same folder. The finished run is written whole into a
+staging folder and swapped into place (``atomic.staged_folder``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from . import __version__, progress
+from .atomic import atomic_write_text, check_replaceable, clean_leftovers, staged_folder
+
+RUN_MARKER = "enctune-run.json"
+CHECKPOINTS = "checkpoints"
+
+
+def check_out(out: str | Path, clean: bool = True) -> None:
+    """UserError unless ``out`` may receive a run (see the module docstring). What killed writes to ``out``
+    left behind is cleaned up first (a run moved aside goes back), and said; ``clean`` False leaves that to
+    another process (the main one, under a launcher)."""
+    for line in clean_leftovers(Path(out)) if clean else []:
+        progress.info(line)
+    check_replaceable(out, RUN_MARKER, "--out", "an enctune run")
+
+
+def _marker(files: list[str], state: str) -> str:
+    return json.dumps({"format": "enctune-run", "format_version": 1, "enctune_version": __version__,
+                       "state": state, "files": sorted(set(files) | {RUN_MARKER})}, indent=2) + "\n"
+
+
+def mark_started(out: Path) -> None:
+    """Mark ``out`` as a run in progress (only checkpoints in it yet), unless it is marked already."""
+    out.mkdir(parents=True, exist_ok=True)
+    if not (out / RUN_MARKER).is_file():
+        atomic_write_text(out / RUN_MARKER, _marker([CHECKPOINTS], "in progress"))
+
+
+def write_run(out: Path, write_model, files: dict[str, str]) -> None:
+    """Write a finished run to ``out`` in one step: ``write_model(folder)`` writes ``model/``, ``files`` maps
+    the other file names to their text; the marker lists them all."""
+    with staged_folder(out) as tmp:
+        write_model(tmp / "model")
+        for name, text in files.items():
+            atomic_write_text(tmp / name, text)
+        atomic_write_text(tmp / RUN_MARKER, _marker(["model", *files], "complete"))
