@@ -30,6 +30,7 @@ from .resolve import (
     default_pooling,
     fingerprint,
     is_causal,
+    refuse_custom_code,
     resolve_encoder,
     safetensors_param_count,
 )
@@ -140,19 +141,27 @@ class Encoder(nn.Module):
              lazy: bool = False) -> Encoder:
         """``trust_remote_code`` and ``allow_pickle`` stay off unless the user turns them on.
 
+        Without ``trust_remote_code`` a folder that would run its own code (``resolve.custom_code``) is refused
+        before transformers reads it, and transformers is told False, never left to ask on the terminal. A
+        folder's files may be damaged: whatever transformers raises while reading them is a UserError.
+
         With ``lazy`` only the config and tokenizer load now; the network (its modeling code and weights,
         most of the load time) loads on first use. A probe whose features are all in the cache never
         uses it."""
         from transformers import AutoConfig, AutoTokenizer
 
+        trust_remote_code = trust_remote_code is True  # None would let transformers prompt
         source = resolve_encoder(name)
         check_weights(source, allow_pickle)
+        if not trust_remote_code:
+            refuse_custom_code(source, "pass --trust-remote-code to train (trust_remote_code=True) if you trust "
+                                       "this code.")
         try:
             with hf_quiet():
                 config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
                 tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
-        except (OSError, ValueError) as e:
-            raise UserError(f"{source}: could not load the encoder ({e}).") from None
+        except Exception as e:  # damaged files raise anything from OSError to the tokenizers library's own errors
+            raise UserError(f"{source}: could not load the encoder ({type(e).__name__}: {e}).") from None
 
         def build() -> nn.Module:
             from transformers import AutoModel
@@ -163,8 +172,8 @@ class Encoder(nn.Module):
                     return _without_pooler(AutoModel.from_pretrained(
                         source, config=config, trust_remote_code=trust_remote_code,
                         use_safetensors=None if allow_pickle else True))
-            except (OSError, ValueError) as e:
-                raise UserError(f"{source}: could not load the encoder ({e}).") from None
+            except Exception as e:  # as above: a weights file that does not fit its config, among others
+                raise UserError(f"{source}: could not load the encoder ({type(e).__name__}: {e}).") from None
 
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token

@@ -46,10 +46,10 @@ def resolve_encoder(name: str | os.PathLike) -> str:
     looks_like_path = name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
     if looks_like_path or p.exists():
         raise UserError(f"--model '{name}': no such folder. Use 'default', a local model folder or a hub id.")
-    from transformers import AutoConfig
+    from transformers import PretrainedConfig
 
-    try:
-        AutoConfig.from_pretrained(name)
+    try:  # the config file alone: resolving its class could ask to run the repository's code
+        PretrainedConfig.get_config_dict(name)
     except Exception as e:
         offline = os.environ.get("HF_HUB_OFFLINE") == "1"
         raise UserError(
@@ -82,22 +82,27 @@ def default_pooling(path: str, config) -> str:
     """The pooling the checkpoint was trained with, when it says; else cls (bidirectional) or last (causal)."""
     folder = Path(path)
     if folder.is_dir():
-        modules = folder / "modules.json"
-        pool_dirs = []
-        if modules.is_file():
-            for m in json.loads(modules.read_text()):
-                if m.get("type", "").endswith("Pooling"):
-                    pool_dirs.append(folder / m.get("path", ""))
+        modules = _json_or_none(folder / "modules.json")
+        pool_dirs = [folder / m["path"] for m in (modules if isinstance(modules, list) else [])
+                     if isinstance(m, dict) and str(m.get("type", "")).endswith("Pooling")
+                     and isinstance(m.get("path"), str)]
         pool_dirs += sorted(folder.glob("*_Pooling"))
         for d in pool_dirs:
-            cfg = d / "config.json"
-            if cfg.is_file():
-                c = json.loads(cfg.read_text())
-                for key, name in (("pooling_mode_mean_tokens", "mean"), ("pooling_mode_cls_token", "cls"),
-                                  ("pooling_mode_max_tokens", "max"), ("pooling_mode_lasttoken", "last")):
-                    if c.get(key):
-                        return name
+            c = _json_or_none(d / "config.json")
+            for key, name in (("pooling_mode_mean_tokens", "mean"), ("pooling_mode_cls_token", "cls"),
+                              ("pooling_mode_max_tokens", "max"), ("pooling_mode_lasttoken", "last")):
+                if isinstance(c, dict) and c.get(key) is True:
+                    return name
     return "last" if is_causal(config) else "cls"
+
+
+def _json_or_none(f: Path):
+    """A sentence-transformers side file (modules.json, a pooling config) parsed, or None when it is absent or
+    unreadable: it only suggests a default pooling, so a damaged one is passed over."""
+    try:
+        return json.loads(f.read_text(encoding="utf-8")) if f.is_file() else None
+    except (OSError, ValueError, RecursionError):
+        return None
 
 
 @lru_cache(maxsize=32)
@@ -204,3 +209,72 @@ def check_weights(source: str, allow_pickle: bool = False) -> None:
                 handle.keys()
         except Exception as e:  # safetensors raises its own error type for a damaged header
             raise UserError(f"{f}: truncated or damaged weights file ({e}).") from None
+
+
+# ---- code shipped in a model folder ----------------------------------------------------------------------
+#
+# transformers runs Python files that come with a checkpoint when its config.json or tokenizer_config.json
+# names one in ``auto_map`` (a class in a .py file beside the weights); with trust_remote_code left unset it
+# asks "run the custom code? [y/N]" on the terminal, so a piped "y" runs it. A ``tokenizer_class`` that
+# transformers does not define can only come from such code. enctune refuses both before transformers reads
+# the folder, and passes trust_remote_code=False explicitly everywhere else, so no prompt can appear: the
+# only way to run a folder's code is --trust-remote-code at training (trust_remote_code=True).
+
+CODE_CONFIGS = ("config.json", "tokenizer_config.json")
+NO_CODE = "enctune does not run code from model folders"
+
+
+def _code_configs(source: str) -> list[tuple[str, dict]]:
+    """(file, parsed JSON) of ``source``'s config.json and tokenizer_config.json: read from a local folder,
+    or a hub id's from the hub cache (a file that cannot be had is left to from_pretrained to report)."""
+    folder = Path(source)
+    if folder.is_dir():
+        from ..model_folder import read_json_object
+
+        return [(str(folder / n), read_json_object(folder / n, "model folder")) for n in CODE_CONFIGS
+                if (folder / n).is_file()]
+    from transformers import PretrainedConfig
+    from transformers.models.auto.tokenization_auto import get_tokenizer_config
+
+    found = []
+    for name, read in (("config.json", lambda: PretrainedConfig.get_config_dict(source)[0]),
+                       ("tokenizer_config.json", lambda: get_tokenizer_config(source))):
+        try:
+            found.append((f"{source} ({name})", read()))
+        except Exception:  # not reachable, or not there: from_pretrained says so with its own message
+            pass
+    return found
+
+
+def _is_transformers_tokenizer(name) -> bool:
+    """Whether ``name`` is a tokenizer class transformers itself defines (or would, given a missing package)."""
+    from transformers import PreTrainedTokenizerBase
+    from transformers.models.auto.tokenization_auto import tokenizer_class_from_name
+    from transformers.utils.import_utils import DummyObject
+
+    if not isinstance(name, str) or not name.isidentifier():
+        return False
+    found = tokenizer_class_from_name(name)
+    return isinstance(found, DummyObject) or (isinstance(found, type) and issubclass(found, PreTrainedTokenizerBase)
+                                              and found.__module__.startswith("transformers."))
+
+
+def custom_code(source: str) -> str | None:
+    """Why loading ``source`` would run code from it ("FILE: REASON"), or None."""
+    for file, cfg in _code_configs(source):
+        if cfg.get("auto_map"):
+            return f"{file}: 'auto_map' names Python code to load ({str(cfg['auto_map'])[:120]})"
+        cls = cfg.get("tokenizer_class")
+        if cls is not None and not _is_transformers_tokenizer(cls):
+            return f"{file}: 'tokenizer_class' {str(cls)[:60]!r} is not a tokenizer class of transformers, so only " \
+                   "code from the folder could provide it"
+    return None
+
+
+def refuse_custom_code(source: str, advice: str) -> None:
+    """UserError when loading ``source`` would run code from it (``custom_code``); ``advice`` ends the message."""
+    reason = custom_code(source)
+    if reason is not None:
+        from ..model_folder import printable
+
+        raise UserError(printable(f"{reason}. {NO_CODE}; {advice}"))

@@ -23,7 +23,6 @@ turns the safety net off.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -127,18 +126,25 @@ class OnnxPredictor:
 
     @classmethod
     def load(cls, path: str | os.PathLike, precision: str | None = None, threads: int | None = None) -> OnnxPredictor:
+        """The predictor for an exported folder. enctune-onnx.json is checked field by field
+        (``model_folder.OnnxMeta``); then the graph must answer one score per label and the pad token must be
+        in the tokenizer's vocabulary, or every prediction would fail inside onnxruntime."""
+        from ..model_folder import read_onnx_meta
         from .loading import ONNX_MARKER
 
         folder = Path(path)
+        meta = read_onnx_meta(folder, ONNX_MARKER)
+        predictor = cls(folder, meta, precision, threads)
         f = folder / ONNX_MARKER
-        try:
-            meta = json.loads(f.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise UserError(f"{f}: unreadable ({e}).") from None
-        for key in ("task", "labels", "max_length", "model_files", "pad_token_id"):
-            if key not in meta:
-                raise UserError(f"{f}: missing '{key}'; the exported folder is damaged.")
-        return cls(folder, meta, precision, threads)
+        width = predictor.session.get_outputs()[0].shape[-1]
+        if isinstance(width, int) and width != len(meta["labels"]):
+            graph = folder / meta["model_files"][predictor.precision.removesuffix("-raw")]
+            raise UserError(f"{f}: {len(meta['labels'])} labels, but {graph} answers {width} scores; the exported "
+                            "folder is damaged.")
+        if meta["pad_token_id"] >= predictor.tokenizer.get_vocab_size():
+            raise UserError(f"{f}: 'pad_token_id' {meta['pad_token_id']} is not in tokenizer.json's vocabulary "
+                            f"({predictor.tokenizer.get_vocab_size()} tokens); the exported folder is damaged.")
+        return predictor
 
     @property
     def labels(self) -> list:

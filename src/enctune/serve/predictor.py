@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +28,10 @@ from torch import nn
 from ..data.dataset import Examples
 from ..encoders import Encoder
 from ..encoders.encoder import hf_quiet, usable_max_length
+from ..encoders.resolve import refuse_custom_code
 from ..errors import UserError
 from ..model import TaskModel, batched_logits
-from ..model_folder import find_model_folder, read_head_state, read_meta
+from ..model_folder import all_finite, find_model_folder, printable, read_head_state, read_meta
 from ..tasks import TASKS
 from ..training.precision import bf16_copy
 from .inputs import check_inputs
@@ -135,7 +137,8 @@ class Predictor:
     """
 
     def __init__(self, model: nn.Module, encoder: Encoder, task, meta: dict, precision: str = "fp32",
-                 refine_below: float = REFINE_BELOW):
+                 refine_below: float = REFINE_BELOW, source: str | None = None):
+        self.source = source  # the folder it was loaded from, for messages (None: built in memory)
         self.encoder = encoder
         self.task = task
         self.meta = meta
@@ -150,56 +153,72 @@ class Predictor:
 
     @classmethod
     def load(cls, path: str | Path, precision: str = "fp32") -> Predictor:
+        """The predictor for a run or model folder (or a Hugging Face classifier folder: ``_load_hf``).
+
+        Nothing in the folder is trusted: enctune.json is checked field by field (``read_meta``), the encoder
+        folder must not ask to run code, the weights must be finite, and the head's tensors must have the
+        shapes enctune.json implies, read from their file's header before the head is built (``head_layout``).
+        """
         p = Path(path)
         if p.is_dir() and not (p / "enctune.json").is_file() and not (p / "model" / "enctune.json").is_file() \
                 and _is_hf_classifier(p):
             return cls._load_hf(p, precision)
         folder = find_model_folder(path)
         meta = read_meta(folder)
-        if meta["task"] not in TASKS:
-            raise UserError(f"{folder}: task '{meta['task']}' is not known to this version of enctune.")
         enc_dir = folder / "encoder"
         if not (enc_dir / "config.json").is_file():
             raise UserError(f"{enc_dir / 'config.json'}: missing; the model folder is damaged.")
         if not list(enc_dir.glob("*.safetensors")):
             raise UserError(f"{enc_dir}: no model.safetensors; the model folder is damaged (only safetensors "
                             "weights are read).")
+        refuse_custom_code(str(enc_dir), PREDICT_NO_CODE)
         encoder = Encoder.load(str(enc_dir), pooling=meta["pooling"], max_length=meta["max_length"],
-                               layer=meta.get("layer", -1))
-        template = meta.get("template")  # zeroshot cloze: the prompt every text is wrapped in
-        if template is not None and (not isinstance(template, str) or template.count("{}") != 1):
-            raise UserError(f"{folder / 'enctune.json'}: 'template' must be a string holding '{{}}' once; "
-                            "the model folder is damaged.")
-        encoder.template = template
+                               trust_remote_code=False)
+        encoder.layer = meta.get("layer", -1)
+        if encoder.layer > encoder.num_layers:
+            raise UserError(f"{folder / 'enctune.json'}: 'layer' {encoder.layer} is past the encoder's last layer "
+                            f"({encoder.num_layers}); the model folder is damaged.")
+        encoder.template = meta.get("template")  # zeroshot cloze: the prompt every text is wrapped in
         adapter = adapter_folder(folder, meta)
         if adapter is not None:
             encoder.model = load_adapter(encoder.model, adapter)
-            if resolve_predict_precision(precision) == "int8":
-                # int8 replaces every nn.Linear, those inside the adapters too: fold B A into W first
-                encoder.model = encoder.model.merge_and_unload()
+        check_finite(encoder.model, enc_dir if adapter is None else f"{enc_dir} (with the adapters in {adapter})")
+        if adapter is not None and resolve_predict_precision(precision) == "int8":
+            # int8 replaces every nn.Linear, those inside the adapters too: fold B A into W first
+            encoder.model = encoder.model.merge_and_unload()
         task = TASKS[meta["task"]].from_config(meta)
         if task.level == "token":
             encoder.tokenizer.padding_side = "right"
-        head = task.build_head(encoder.hidden_size, meta.get("dropout", 0.1))
-        try:
-            head.load_state_dict(read_head_state(folder))
-        except RuntimeError as e:
-            raise UserError(f"{folder / 'head.safetensors'}: does not fit the head in enctune.json ({e}).") from None
-        return cls(TaskModel(encoder, head, task.level), encoder, task, meta, precision)
+        dropout = meta.get("dropout", 0.1)
+        state = read_head_state(folder, head_layout(task, encoder.hidden_size, dropout))
+        head = task.build_head(encoder.hidden_size, dropout)
+        head.load_state_dict(state)  # names and shapes were checked against the file's header
+        return cls(TaskModel(encoder, head, task.level), encoder, task, meta, precision, source=str(folder))
 
     @classmethod
     def _load_hf(cls, folder: Path, precision: str) -> Predictor:
+        """A transformers ``...ForSequenceClassification`` folder, checked as a model folder is: no code of its
+        own, labels for every class index (``hf_labels``), every weight present and finite."""
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         from ..encoders.resolve import check_weights
 
         check_weights(str(folder))
+        refuse_custom_code(str(folder), PREDICT_NO_CODE)
+        hf_labels(folder)
         try:
             with hf_quiet():
-                model = AutoModelForSequenceClassification.from_pretrained(folder, use_safetensors=True)
-                tokenizer = AutoTokenizer.from_pretrained(folder)
-        except (OSError, ValueError) as e:
-            raise UserError(f"{folder}: could not load the classifier ({e}).") from None
+                model, info = AutoModelForSequenceClassification.from_pretrained(
+                    folder, use_safetensors=True, trust_remote_code=False, output_loading_info=True)
+                tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+        except Exception as e:  # damaged files raise anything from OSError to the tokenizers library's own errors
+            raise UserError(f"{folder}: could not load the classifier ({type(e).__name__}: {e}).") from None
+        missing = sorted(info.get("missing_keys") or [])
+        if missing:
+            raise UserError(f"{folder}: the weights lack {len(missing)} of the classifier's tensors ({missing[0]}"
+                            f"{', ...' if len(missing) > 1 else ''}), which would predict from random values; the "
+                            "folder is damaged or is not a trained classifier.")
+        check_finite(model, folder)
         cfg = model.config
         if cfg.problem_type not in (None, "single_label_classification"):
             raise UserError(f"{folder}: problem type '{cfg.problem_type}' is not supported here; "
@@ -208,7 +227,8 @@ class Predictor:
         encoder = Encoder(model.base_model, tokenizer, "cls", str(folder), usable_max_length(cfg, tokenizer, 512))
         meta = {"task": "classify", "labels": labels, "pooling": "model", "max_length": encoder.max_length,
                 "strategy": "external", "base_model": str(folder), "columns": {}}
-        return cls(HFSequenceClassifier(model), encoder, TASKS["classify"](labels), meta, precision)
+        return cls(HFSequenceClassifier(model), encoder, TASKS["classify"](labels), meta, precision,
+                   source=str(folder))
 
     @property
     def labels(self) -> list[str]:
@@ -223,6 +243,7 @@ class Predictor:
             return [] if self.task.level == "token" else np.zeros((0, self.n_outputs), dtype=np.float32)
         autocast_precision = "bf16" if self.precision == "bf16" else "fp32"
         outputs = batched_logits(self.model, self.encoder, prepared.tokens, batch_size, autocast_precision, progress)
+        _check_finite(outputs, self.source)
         if self.task.level != "sequence":
             return outputs
         outputs = self.calibrated(outputs)
@@ -285,15 +306,85 @@ class Predictor:
         return embed(self.encoder, texts, pairs, layer, pooling, batch_size)
 
 
+def _check_finite(outputs, source: str | None) -> None:
+    """UserError when the model answers NaN or infinity (weights that are finite but overflow float32 in the
+    forward pass): a probability of NaN is no answer, and over HTTP it would read as null."""
+    if isinstance(outputs, list):  # token level: one (T_i, C) array per input
+        bad = sum(not np.isfinite(r).all() for r in outputs)
+    else:  # (N, C)
+        bad = int((~np.isfinite(outputs)).any(axis=-1).sum())
+    if bad:
+        raise UserError(f"{source or 'the model'}: gives non-finite outputs for {bad} input(s), its weights "
+                        "overflow float32; the model folder is damaged or the run diverged. Train it again.")
+
+
 def _is_hf_classifier(folder: Path) -> bool:
     cfg = folder / "config.json"
     if not cfg.is_file():
         return False
     try:
         archs = json.loads(cfg.read_text(encoding="utf-8")).get("architectures") or []
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+    except (OSError, ValueError, RecursionError, AttributeError):  # AttributeError: not a JSON object
         return False
-    return any(str(a).endswith("ForSequenceClassification") for a in archs)
+    return isinstance(archs, list) and any(str(a).endswith("ForSequenceClassification") for a in archs)
+
+
+PREDICT_NO_CODE = "prediction never does (only training takes --trust-remote-code)."
+_CLASS_INDEX = re.compile(r"0|[1-9][0-9]{0,8}")
+
+
+def hf_labels(folder: Path) -> None:
+    """Refuse a classifier folder whose config.json ``id2label`` is not a label for each class index 0..n-1.
+
+    transformers turns the keys into integers (a key that is not one is a ValueError there) and counts the
+    classes by them, and the predictor reads ``id2label[0..n-1]``: a gap is a KeyError, a repeated name merges
+    two classes' probabilities, and a ``num_labels`` that disagrees makes transformers invent LABEL_i names.
+    No ``id2label`` is fine (transformers names the classes LABEL_0, LABEL_1, ...).
+    """
+    from ..model_folder import read_json_object
+
+    f = folder / "config.json"
+    cfg = read_json_object(f, "classifier folder")
+    id2label = cfg.get("id2label")
+    if id2label is None:
+        return
+    if not isinstance(id2label, dict) or not id2label:
+        raise UserError(f"{f}: 'id2label' must map the class indices 0, 1, ... to label names; the classifier "
+                        "folder is damaged.")
+    bad = next((k for k in id2label if not _CLASS_INDEX.fullmatch(k)), None)
+    if bad is not None:
+        raise UserError(printable(f"{f}: 'id2label' key {bad[:40]!r} is not a class index (0, 1, 2, ...); the "
+                                  "classifier folder is damaged."))
+    indices = {int(k) for k in id2label}
+    gap = next((i for i in range(len(indices)) if i not in indices), None)
+    if gap is not None:
+        raise UserError(f"{f}: 'id2label' has no label for class {gap} (its {len(indices)} classes need the indices "
+                        f"0 to {len(indices) - 1}); the classifier folder is damaged.")
+    names = [str(v) for v in id2label.values()]
+    if len(set(names)) != len(names):
+        raise UserError(printable(f"{f}: 'id2label' gives two classes the same name; each class needs its own "
+                                  "label. The classifier folder is damaged."))
+    n = cfg.get("num_labels")
+    if n is not None and n != len(indices):
+        raise UserError(f"{f}: 'num_labels' is {str(n)[:20]} but 'id2label' names {len(indices)} classes; the "
+                        "classifier folder is damaged.")
+
+
+def check_finite(model: nn.Module, where) -> None:
+    """UserError naming the first floating-point weight of ``model`` that holds NaN or inf: a damaged weights
+    file would otherwise answer NaN probabilities for every text (``all_finite``: ~6 ms for the default
+    encoder)."""
+    for name, p in model.named_parameters():
+        if p.is_floating_point() and not all_finite(p.detach()):
+            raise UserError(f"{where}: weight {name!r} holds NaN or infinite values; the model folder is damaged.")
+
+
+def head_layout(task, hidden_size: int, dropout: float) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape of the head that enctune.json describes, from a head built on torch's meta device:
+    shapes without memory, so a tampered label count costs nothing before the head's file is compared."""
+    with torch.device("meta"):
+        head = task.build_head(hidden_size, dropout)
+    return {name: tuple(t.shape) for name, t in head.state_dict().items()}
 
 
 def embed(encoder: Encoder, texts: list[str], pairs: list[str] | None = None, layer: int | None = None,
