@@ -85,25 +85,20 @@ def test_pickle_only_weights_load_with_allow_pickle(tiny_bert, tmp_path):
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EACCES])
 def test_disk_full_or_permission_denied_is_a_clear_error_and_leaves_nothing(code, tiny_bert, tmp_path, capsys,
                                                                            monkeypatch):
-    import enctune.model_folder as mf
+    from enctune import atomic
 
     data = write_jsonl(tmp_path / "train.jsonl", make_rows(30))
-    real = mf._replace_dir
 
     def fail(src, dst):  # the disk fills up (or the folder turns read-only) just as the run is written
         raise OSError(code, "simulated", str(dst))
 
-    monkeypatch.setattr(mf, "_replace_dir", fail)
-    import enctune.api
-
-    monkeypatch.setattr(enctune.api, "_replace_dir", fail)
+    monkeypatch.setattr(atomic, "replace_folder", fail)
     out = tmp_path / "runs" / "r"
     assert main(["train", "--data", str(data), "--model", str(tiny_bert), "--out", str(out), "--strategy",
                  "probe", "--epochs", "2", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert ("no space left" if code == errno.ENOSPC else "permission denied") in err and "Traceback" not in err
     assert not out.exists() and list((tmp_path / "runs").iterdir()) == []  # no temporary folder left
-    monkeypatch.setattr(mf, "_replace_dir", real)
 
 
 def test_predict_output_on_a_full_disk(run_dir, tmp_path, capsys, monkeypatch):

@@ -235,9 +235,9 @@ def test_extract_reads_nested_squad_json(tiny_bert_std, tmp_path):
 
 
 @pytest.mark.parametrize("make,kw", [(pair_rows, {}), (multilabel_rows, {}), (regress_rows, {})])
-def test_decoder_encoders_serve_sequence_tasks(make, kw, tiny_gpt2, tmp_path):
+def test_decoder_encoders_serve_sequence_tasks(make, kw, tiny_gpt2_std, tmp_path):
     data = splits(tmp_path, make)
-    run = enctune.train(data=str(data), out=str(tmp_path / "run"), model=str(tiny_gpt2), **FULL, **kw)
+    run = enctune.train(data=str(data), out=str(tmp_path / "run"), model=str(tiny_gpt2_std), **FULL, **kw)
     meta = json.loads((tmp_path / "run" / "model" / "enctune.json").read_text())
     assert meta["pooling"] == "last"
     primary = run.metrics["test"][run.metrics["primary_metric"]]
@@ -353,13 +353,13 @@ def test_answer_offsets_that_miss_the_context_name_the_row(tiny_bert_std, tmp_pa
 def test_non_numeric_regression_target_names_the_row(tiny_bert_std, tmp_path):
     rows = regress_rows(30, 0)
     rows[7]["label"] = "high"
-    _fails(tiny_bert_std, tmp_path, rows, r"line 8\). Expected a number", task="regress")
+    _fails(tiny_bert_std, tmp_path, rows, r"line 8; found: 'high'\). Expected a number", task="regress")
 
 
 def test_empty_label_list_names_the_row(tiny_bert_std, tmp_path):
     rows = multilabel_rows(20, 0)
     rows[2]["labels"] = []
-    _fails(tiny_bert_std, tmp_path, rows, r"line 3\). Expected a non-empty list of labels")
+    _fails(tiny_bert_std, tmp_path, rows, r"line 3; found: \[\]\). Expected a non-empty list of labels")
 
 
 def test_conll_line_with_one_column_is_named(tiny_bert_std, tmp_path):

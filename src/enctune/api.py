@@ -117,6 +117,10 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
 
         check_folds(cfg.cv, task.stratify_key(splits.train))
     refuse_lora_run(cfg.model)
+    if cfg.trust_remote_code:
+        warnings.warn("--trust-remote-code: the encoder's own code runs in this training run; the model folder "
+                      "it writes keeps that code, which enctune's predict, evaluate, serve and export never run, "
+                      "so they will refuse the folder.", UserWarning, stacklevel=2)
     # lazy: a probe whose features are all cached never needs the network, only its tokenizer and config
     encoder = Encoder.load(cfg.model, pooling=cfg.pooling, max_length=cfg.max_length,
                            layer=-1 if cfg.layer == "best" else cfg.layer, trust_remote_code=cfg.trust_remote_code,
