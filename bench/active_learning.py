@@ -29,9 +29,9 @@ import numpy as np
 
 
 def features(data: str):
-    from enctune.data import load_splits
     from enctune.encoders import Encoder
     from enctune.encoders.cache import cached_features
+    from enctune.steps import load_splits
     from enctune.tasks import TASKS
 
     splits = load_splits(data)

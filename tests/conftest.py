@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def pytest_report_header(config):
     """Which precision ``--precision auto`` takes in this run: ENCTUNE_PRECISION=fp32 or bf16 forces it for the
     whole suite (``make test-fp32``, ``make test-bf16``); unset, the CPU decides."""
-    from enctune.training.precision import PRECISION_ENV, resolve_precision
+    from enctune.precision import PRECISION_ENV, resolve_precision
 
     forced = os.environ.get(PRECISION_ENV)
     return f"enctune: --precision auto resolves to {resolve_precision('auto')}" + (

@@ -11,7 +11,7 @@ import pytest
 # Allocates 8 MiB with malloc and reports how many bytes glibc holds in mmapped blocks meanwhile.
 PROBE = """
 import ctypes, sys
-from enctune import allocator
+from enctune.speed import allocator
 tuned = allocator.tune()
 libc = ctypes.CDLL("libc.so.6")
 class Info(ctypes.Structure):

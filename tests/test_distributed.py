@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import enctune
-from enctune.training.distributed import assemble, gather_rows, shard
+from enctune.distributed import assemble, gather_rows, shard
 
 from .conftest import ROOT, make_rows, write_jsonl
 

@@ -14,7 +14,6 @@ import pytest
 
 import enctune
 from enctune.cli import main
-from enctune.serve.onnx_decode import decode_classify
 from enctune.serve.onnx_predictor import OnnxPredictor
 from enctune.serve.server import build_app, load_models
 from enctune.tasks.classify import ClassifyTask
@@ -81,9 +80,14 @@ def test_onnx_tokenization_matches_the_encoder(exported):
 
 
 @pytest.mark.parametrize("labels, label_type", [(["neg", "pos", "neutral"], "str"), (["0", "1", "7"], "int")])
-def test_numpy_decoding_equals_the_task_decoding(labels, label_type):
+def test_the_onnx_path_decodes_with_the_tasks_own_decoding(labels, label_type, tmp_path):
+    """The ONNX predictor rebuilds the task from enctune-onnx.json and decodes with it: the same answers."""
+    from enctune.tasks import TASKS
+
     logits = np.random.default_rng(0).normal(size=(20, 3)).astype(np.float32)
-    assert decode_classify(logits, labels, label_type) == ClassifyTask(labels, label_type).decode(logits)
+    task = ClassifyTask(labels, label_type)
+    rebuilt = TASKS[task.name].from_config(json.loads(json.dumps(task.config())))
+    assert rebuilt.decode(logits) == task.decode(logits)
 
 
 def test_onnx_folder_needs_no_torch(exported):

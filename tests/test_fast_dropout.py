@@ -7,7 +7,7 @@ from torch import nn
 from transformers import AutoModel
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-from enctune.training import fast_dropout
+from enctune.speed import dropout as fast_dropout
 
 
 def test_mask_drops_p_and_keeps_the_mean():

@@ -130,7 +130,7 @@ def test_fewshot_with_label_descriptions_and_five_classes(tiny_bert_std, tmp_pat
 def test_fewshot_is_for_classification_only(tiny_bert_std, tmp_path):
     rows = [{"text": r["text"], "label": float(i % 5)} for i, r in enumerate(make_rows(30))]
     data = write_jsonl(tmp_path / "train.jsonl", rows)
-    with pytest.raises(enctune.UserError, match="only for the classify task"):
+    with pytest.raises(enctune.UserError, match="only for tasks with one class per example"):
         enctune.train(data=str(data), out=str(tmp_path / "r"), model=str(tiny_bert_std), task="regress", **FAST)
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import enctune
-from enctune.serve.first_token import FirstTokenLayer, first_token_only, wrap_last_layer
+from enctune.speed.first_token import FirstTokenLayer, first_token_only, wrap_last_layer
 
 TEXTS = ["good film", "a really dull and boring movie with a plot", "bad", "the acting was superb and lovely"]
 

@@ -25,8 +25,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from enctune.data import Columns, load_texts
-from enctune.data.dataset import label_map
+from enctune.data import Columns, label_map, load_texts
 from enctune.data.readers import read_table
 from enctune.errors import UserError
 from enctune.tasks.classify import ClassifyTask

@@ -14,7 +14,7 @@ import enctune
 from enctune.cli import main
 from enctune.encoders import Encoder
 from enctune.model_folder import write_model_folder
-from enctune.strategies.lora import target_modules
+from enctune.strategies.lora import LoraStrategy, target_modules
 
 from .conftest import make_rows, write_jsonl
 
@@ -99,7 +99,8 @@ def test_base_saved_without_adapters_when_the_source_has_no_safetensors(lora_run
     encoder = run.predictor.encoder
     monkeypatch.setattr(encoder, "source", str(tmp_path / "gone"))  # nothing to link: the base is serialised
     meta = json.loads((root / "run" / "model" / "enctune.json").read_text())
-    write_model_folder(tmp_path / "model", encoder, run.predictor.model.head, meta, "card")
+    write_model_folder(tmp_path / "model", encoder, run.predictor.model.head, meta, "card",
+                       lambda enc, dst: LoraStrategy.write_encoder(enc, dst, True))
     saved = load_file(str(tmp_path / "model" / "encoder" / "model.safetensors"))
     source = load_file(str(tiny_bert_std / "model.safetensors"))
     assert saved.keys() == source.keys() and all(bool((saved[k] == v).all()) for k, v in source.items())

@@ -164,7 +164,7 @@ SPECIFIC = {
     "template with two slots": ({"template": "{} and {}"}, r"'template'"),
     "template": ({"template": "{} It was [MASK]."}, WORKS),
     "adapter outside the folder": ({"adapter": "../elsewhere"}, r"'adapter': expected a name inside the folder"),
-    "adapter not there": ({"adapter": "adapter"}, r"adapter_config\.json: missing"),
+    "adapter not there": ({"adapter": "adapter"}, r"'adapter' names .* not in the model folder"),
     "pair column": ({"columns": {"text": "text", "pair": "pair", "label": "label"}}, WORKS),
     "column with a number": ({"columns": {"text": 5}}, r"'columns\.text'"),
     "unknown column key": ({"columns": {"texts": "x"}}, r"'columns\.texts'"),
@@ -512,7 +512,7 @@ ONNX_SPECIFIC = {
     "max_length -5": ({"max_length": -5}, r"'max_length'"),
     "label_type int, labels words": ({"label_type": "int"}, r"'label_type'"),
     "refine_below 2": ({"refine_below": 2}, r"'refine_below'"),
-    "task regress": ({"task": "regress"}, "not served from ONNX"),
+    "task tag": ({"task": "tag"}, "not served from ONNX"),
     "left padding": ({"padding_side": "left"}, WORKS),
 }
 

@@ -41,7 +41,7 @@ def test_bf16_encoding_uses_a_copy_and_leaves_the_encoder_in_fp32(tiny_bert):
     import numpy as np
 
     from enctune.encoders import Encoder
-    from enctune.encoders.encoder import BF16_COPY_MIN_ROWS
+    from enctune.speed.bf16 import BF16_COPY_MIN_ROWS
 
     enc = Encoder.load(str(tiny_bert))
     network = enc.model

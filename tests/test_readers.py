@@ -8,8 +8,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from enctune.data import load_splits, load_texts, read_table
+from enctune.data import load_texts, read_table
 from enctune.errors import UserError
+from enctune.steps import load_splits
 
 from .conftest import make_rows, write_jsonl
 

@@ -135,7 +135,7 @@ def test_interrupted_after_a_random_checkpoint_resumes_exactly(strategy, tiny_be
 
 def test_resume_refuses_other_settings_and_a_missing_checkpoint(tiny_bert, sentiment_dir, tmp_path, capsys,
                                                                 monkeypatch):
-    import enctune.api
+    import enctune.record
 
     out = tmp_path / "run"
     base = ["train", "--data", str(sentiment_dir), "--out", str(out), "--model", str(tiny_bert), "--strategy",
@@ -147,7 +147,7 @@ def test_resume_refuses_other_settings_and_a_missing_checkpoint(tiny_bert, senti
         raise KeyboardInterrupt
 
     with monkeypatch.context() as m:
-        m.setattr(enctune.api, "_write_run", crash)
+        m.setattr(enctune.record, "write", crash)
         assert main(base + ["--epochs", "2", "--checkpoint-every", "4"]) == 130
     assert list((out / "checkpoints").glob("step-*")) and not (out / "metrics.json").exists()
     assert main(base + ["--epochs", "1", "--resume"]) == 2
@@ -178,13 +178,13 @@ def test_checkpoint_is_replaced_atomically_and_only_the_newest_kept(tiny_bert, s
 
 def _crashed_run(base, monkeypatch) -> None:
     """A run that checkpoints and dies after training, before its folder is written."""
-    import enctune.api
+    import enctune.record
 
     def crash(*a, **k):
         raise KeyboardInterrupt
 
     with monkeypatch.context() as m:
-        m.setattr(enctune.api, "_write_run", crash)
+        m.setattr(enctune.record, "write", crash)
         assert main(base + ["--checkpoint-every", "4"]) == 130
 
 

@@ -146,7 +146,7 @@ def test_errors(tiny_bert, tiny_mlm, sentiment_dir, tmp_path):
     reg = tmp_path / "reg.jsonl"
     write_jsonl(reg, [{"text": r["text"], "label": float(i % 5)} for i, r in enumerate(make_rows(30))])
     cases = [
-        (dict(model=tiny_bert, data=reg, task="regress"), "only for the classify task"),
+        (dict(model=tiny_bert, data=reg, task="regress"), "the 'regress' task cannot"),
         (dict(model=tiny_bert, data=sentiment_dir, zeroshot_mode="cloze", labels=CLOZE_LABELS),
          "no trained masked-LM head"),
         (dict(model=tiny_mlm, data=sentiment_dir, zeroshot_mode="cloze", labels="positive: great;negative: zzzz"),

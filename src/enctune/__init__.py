@@ -6,9 +6,8 @@
     model.predict(["a gorgeous, witty film"])
 """
 
-__version__ = "0.1.0"
-
-from .errors import UserError  # noqa: E402
+from .errors import UserError
+from .version import __version__
 
 
 def __getattr__(name):

@@ -22,16 +22,12 @@ import math
 
 import numpy as np
 
+from .numeric import softmax
+from .optim import golden_section
+
 N_BINS = 15
 UNSURE = "unsure"
 LOG_T_BOUNDS = (-4.0, 4.0)  # T between 0.018 and 55: wide enough for any sane classifier
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits.astype(np.float64)
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 def nll(logits: np.ndarray, targets: np.ndarray, temperature: float = 1.0) -> float:
@@ -48,8 +44,6 @@ def fit_temperature(logits: np.ndarray, targets: np.ndarray) -> float:
     One-dimensional and unimodal in log T, so a golden-section search on a bounded interval finds it;
     with no examples the identity (T = 1) is returned.
     """
-    from .optim import golden_section
-
     if len(targets) == 0:
         return 1.0
     log_t = golden_section(lambda u: nll(logits, targets, math.exp(u)), *LOG_T_BOUNDS, tol=1e-5)

@@ -1,85 +1,140 @@
 """Typed run configuration: defaults, a YAML/JSON file, then command-line flags, in that order.
 
-Every field is validated where it enters; an unknown key in a config file is an error, not
-a silent default. ``None`` for epochs/lr/batch size means "the strategy's default".
+``TrainConfig`` is the core settings (``CoreConfig``) plus every registered strategy's options
+(``Strategy.Options``), assembled once from the registry: a new strategy's options become
+fields, flags and help without an edit here. Every field is validated where it enters; an
+unknown key in a config file is an error, not a silent default; an option of one strategy given
+with another is refused. ``None`` for epochs/lr/batch size means "the strategy's default".
+
+Each field's ``description`` is its help text on the command line, and ``json_schema_extra``
+may name its flag spelling (``{"flag": "--calibrate/--no-calibrate"}``) and say how its default
+reads (``{"default_text": "..."}``).
 """
 
 from __future__ import annotations
 
+import difflib
 import json
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from .errors import UserError
+from .strategies import STRATEGIES
+from .tasks import TASKS
 
 
-class TrainConfig(BaseModel):
+def _opt(default: Any, help: str, flag: str | None = None, default_text: str | None = None, **constraints):
+    """A config field with its help text (and, when not the plain ``--name``, its flag spelling)."""
+    extra = {k: v for k, v in (("flag", flag), ("default_text", default_text)) if v is not None}
+    return Field(default, description=help, json_schema_extra=extra or None, **constraints)
+
+
+class CoreConfig(BaseModel):
+    """The settings every run has; ``TrainConfig`` adds the strategies' own."""
+
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    data: str
-    out: str = "runs/latest"
-    validation: str | None = None
-    test: str | None = None
-    model: str = "default"
-    task: Literal["auto", "classify", "multilabel", "regress", "tag", "extract"] = "auto"
-    strategy: Literal["auto", "zeroshot", "probe", "fewshot", "partial", "lora", "full"] = "auto"
-    # a time budget ("10m", "90s", "1h"): the strategy ladder of auto, or the time limit of one strategy
-    budget: str | None = None
-    # label descriptions ("positive: a happy customer|a great product;negative: ..."), for zeroshot and
-    # instruction-initialised heads; a label without one is described by its own name
-    labels: str | None = None
-    template: str | None = None  # instruction template around each description, e.g. "This review is {}."
-    init_head: Literal["auto", "random", "labels"] = "auto"  # auto: from the descriptions when --labels is given
-    zeroshot_mode: Literal["auto", "similarity", "cloze"] = "auto"  # cloze needs an encoder with its MLM head
-    unfreeze_layers: int | None = Field(default=None, ge=1, le=1000)  # partial: top layers that train [2]
-    layer_lr_decay: float | None = Field(default=None, gt=0, le=1)  # partial/full: lr x decay per layer down
-    lora_r: int = Field(default=8, ge=1, le=1024)
-    lora_alpha: float = Field(default=16.0, gt=0)
-    lora_dropout: float = Field(default=0.1, ge=0, lt=1)
-    lora_targets: str | None = None  # comma-separated module names [every linear layer of the encoder blocks]
-    fewshot_pairs: int | None = Field(default=None, ge=2)  # fewshot: contrastive pairs to draw [auto]
-    keep: Literal["auto", "best", "last"] = "auto"  # weights to keep: auto = best unless validation is tiny
-    # probe: the head solved full-batch (L-BFGS over a path of L2 strengths) or trained by the loop (sgd);
-    # auto = lbfgs unless the head starts from label descriptions or checkpoints are asked for
-    head_solver: Literal["auto", "lbfgs", "sgd"] = "auto"
-    text_column: str | None = None
-    text_pair_column: str | None = None
-    label_column: str | None = None
-    epochs: int | None = Field(default=None, ge=1, le=10_000)
-    batch_size: int | None = Field(default=None, ge=1, le=65_536)
-    lr: float | None = Field(default=None, gt=0, lt=10)
-    max_length: int = Field(default=256, ge=8, le=32_768)
-    seed: int = Field(default=42, ge=0)
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
-    pooling: Literal["cls", "mean", "max", "last"] | None = None
-    layer: int | Literal["best"] = -1  # "best": probe every layer on validation, keep the best (probe only)
-    class_weights: Literal["none", "balanced"] = "none"
-    dropout: float = Field(default=0.1, ge=0, lt=1)
-    weight_decay: float = Field(default=0.01, ge=0)
-    warmup_ratio: float = Field(default=0.1, ge=0, lt=1)
-    grad_accum: int = Field(default=1, ge=1)
-    max_grad_norm: float = Field(default=1.0, ge=0)
-    patience: int = Field(default=3, ge=1)
-    eval_every: int | None = Field(default=None, ge=1)
-    validation_fraction: float = Field(default=0.1, gt=0, lt=0.9)
-    freeze_embeddings: bool = True  # full: keep the word-embedding matrix fixed (half the optimizer state)
-    trust_remote_code: bool = False
-    # task options
-    pair_mode: Literal["auto", "cross", "bi"] = "auto"  # text pairs: one input (cross) or encoded apart (bi)
-    label_delimiter: str | None = None  # multilabel: splits a string label into labels [default: ","]
-    at_least_one: bool | None = None  # multilabel: always predict a label [default: when every train row has one]
-    max_answer_length: int | None = Field(default=None, ge=1, le=1024)  # extract: tokens in an answer [30]
-    doc_stride: int | None = Field(default=None, ge=8, le=4096)  # extract: overlap of context windows [128]
-    allow_pickle: bool = False  # read an encoder folder that carries pickle files (*.bin, *.pt, *.pkl)
-    checkpoint_every: int | None = Field(default=None, ge=1)  # optimizer steps; also at each epoch end
-    resume: bool = False  # continue from the latest checkpoint in <out>/checkpoints
-    max_tokens_per_batch: int | None = Field(default=None, ge=8)  # padded tokens per forward pass
-    gradient_checkpointing: bool = False  # full: recompute activations in backward (less memory)
-    calibrate: bool = True  # classify: fit a temperature on validation logits (calibrated probabilities)
-    cv: int | None = Field(default=None, ge=2, le=50)  # stratified k-fold on train before the final run
-    add: str | None = None  # a labelled file appended to train (e.g. the rows `enctune suggest` chose)
+    data: str = Field(description="A data file (train) or a folder with train/validation/test files.",
+                      json_schema_extra={"required": True})
+    out: str = _opt("runs/latest", "Run folder to write (an existing run there is replaced).")
+    validation: str | None = _opt(None, "Validation file.", default_text="10% carved from train")
+    test: str | None = _opt(None, "Test file, evaluated at the end of the run.", default_text="none")
+    model: str = _opt("default", "Encoder: 'default' (all-MiniLM-L6-v2), a local folder, a run folder or a hub id.")
+    task: str = _opt("auto", f"auto or one of {', '.join(TASKS)}; auto: from the data's shape.")
+    strategy: str = _opt("auto", f"auto or one of {', '.join(STRATEGIES)}; auto: the advisor's choice, or with "
+                                 "--budget a ladder of strategies.")
+    budget: str | None = _opt(None, "A time budget (90s, 10m, 1h): auto tries strategies cheapest first within it "
+                                    "and keeps the best on validation; one strategy stops at it.",
+                              default_text="20m for the advisor, no limit for one strategy")
+    labels: str | None = _opt(None, "Label descriptions: 'pos: a happy customer|loved it;neg: an angry customer' "
+                                    "(zeroshot, and the head's start).", default_text="the label names")
+    template: str | None = _opt(None, "Instruction around each label description, e.g. 'This review is {}.'; in "
+                                      "cloze mode around each text, with the mask: '{} It was [MASK].'",
+                                default_text="{}")
+    init_head: Literal["auto", "random", "labels"] = _opt("auto", "random, labels (from the descriptions) or auto "
+                                                                  "(labels when --labels is given).")
+    keep: Literal["auto", "best", "last"] = _opt("auto", "Weights to keep: best, last or auto (best unless "
+                                                         "validation is a tiny split carved from train).")
+    text_column: str | None = _opt(None, "Column holding the text.", default_text="found by name")
+    text_pair_column: str | None = _opt(None, "Column holding the second text of a pair.",
+                                        default_text="found by name")
+    label_column: str | None = _opt(None, "Column holding the label.", default_text="found by name")
+    epochs: int | None = _opt(None, "Passes over the training data.", default_text="the strategy's", ge=1,
+                              le=10_000)
+    batch_size: int | None = _opt(None, "Examples per optimizer step (the global batch).",
+                                  default_text="the strategy's", ge=1, le=65_536)
+    lr: float | None = _opt(None, "Peak learning rate.", default_text="the strategy's", gt=0, lt=10)
+    max_length: int = _opt(256, "Tokens per text; longer texts are cut (and counted).", ge=8, le=32_768)
+    seed: int = _opt(42, "Random seed: the validation split, shuffling, initialisation.", ge=0)
+    precision: Literal["auto", "fp32", "bf16"] = _opt("auto", "auto (bf16 where the hardware computes it "
+                                                              "natively, or ENCTUNE_PRECISION), fp32 or bf16.")
+    pooling: Literal["cls", "mean", "max", "last"] | None = _opt(None, "cls, mean, max or last.",
+                                                                  default_text="the encoder's")
+    layer: int | Literal["best"] = _opt(-1, "Encoder layer to pool (0 = embeddings, -1 = last; 'best' for a frozen "
+                                            "encoder: the layer a linear probe scores best on).")
+    class_weights: Literal["none", "balanced"] = _opt("none", "none, or balanced (every class counts alike in "
+                                                              "the loss).")
+    dropout: float = _opt(0.1, "Dropout before the head.", ge=0, lt=1)
+    weight_decay: float = _opt(0.01, "AdamW weight decay (matrices only).", ge=0)
+    warmup_ratio: float = _opt(0.1, "Share of the steps over which the learning rate rises.", ge=0, lt=1)
+    grad_accum: int = _opt(1, "Batches per optimizer step.", ge=1)
+    max_grad_norm: float = _opt(1.0, "Gradient clipping norm (0: none).", ge=0)
+    patience: int = _opt(3, "Evaluations without improvement before stopping.", ge=1)
+    eval_every: int | None = _opt(None, "Evaluate every N optimizer steps.", default_text="twice an epoch", ge=1)
+    validation_fraction: float = _opt(0.1, "Share of train carved out for validation when none is given.",
+                                      gt=0, lt=0.9)
+    freeze_embeddings: bool = _opt(True, "Keep the word-embedding matrix fixed (half the optimizer state).",
+                                   flag="--freeze-embeddings/--train-embeddings")
+    trust_remote_code: bool = _opt(False, "Run the encoder folder's own code while training (prediction never "
+                                          "does).")
+    pair_mode: Literal["auto", "cross", "bi"] = _opt("auto", "Text pairs: cross (one input), bi (encoded apart) or "
+                                                             "auto (bi for values, else cross).")
+    label_delimiter: str | None = _opt(None, "multilabel: separator in string labels.", default_text=",")
+    at_least_one: bool | None = _opt(None, "multilabel: always predict a label.", flag="--at-least-one/"
+                                     "--allow-no-label", default_text="when every train row has one")
+    max_answer_length: int | None = _opt(None, "extract: most tokens in an answer.", default_text="30", ge=1,
+                                         le=1024)
+    doc_stride: int | None = _opt(None, "extract: token overlap of context windows.", default_text="128", ge=8,
+                                  le=4096)
+    allow_pickle: bool = _opt(False, "Read an encoder folder that carries pickle files (*.bin, *.pt, *.pkl), which "
+                                     "can run code when loaded.")
+    checkpoint_every: int | None = _opt(None, "Checkpoint every N optimizer steps (and at each epoch end).",
+                                        default_text="no checkpoints", ge=1)
+    resume: bool = _opt(False, "Continue from the latest checkpoint in OUT/checkpoints.")
+    max_tokens_per_batch: int | None = _opt(None, "Cap padded tokens per forward pass (bigger batches run in "
+                                                  "parts).", default_text="no cap", ge=8)
+    gradient_checkpointing: bool = _opt(False, "Recompute activations in the backward pass (less memory).")
+    calibrate: bool = _opt(True, "Fit a temperature on validation for calibrated probabilities.",
+                           flag="--calibrate/--no-calibrate")
+    cv: int | None = _opt(None, "Stratified k-fold cross-validation on train before the final run.",
+                          default_text="none", ge=2, le=50)
+    add: str | None = _opt(None, "Labelled file appended to train (e.g. the rows 'enctune suggest' chose).",
+                           default_text="none")
+
+    @field_validator("strategy")
+    @classmethod
+    def _known_strategy(cls, v: str) -> str:
+        if v != "auto" and v not in STRATEGIES:
+            raise ValueError(f"expected auto or one of {', '.join(STRATEGIES)}")
+        return v
+
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, v: str) -> str:
+        if v != "auto" and v not in TASKS:
+            raise ValueError(f"expected auto or one of {', '.join(TASKS)}")
+        return v
 
     @field_validator("layer")
     @classmethod
@@ -88,11 +143,12 @@ class TrainConfig(BaseModel):
             raise ValueError("must be -1 (last), 0 (embeddings), a layer number, or 'best'")
         return v
 
-    @model_validator(mode="after")
-    def _best_layer_needs_probe(self):
-        if self.layer == "best" and self.strategy != "probe":
-            raise ValueError("--layer best picks a layer for a frozen encoder: use it with --strategy probe")
-        return self
+    @field_validator("data", "out")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not str(v).strip():
+            raise ValueError("must not be empty")
+        return v
 
     @model_validator(mode="after")
     def _combinations(self):
@@ -101,32 +157,51 @@ class TrainConfig(BaseModel):
         if self.template is not None and self.template.count("{}") != 1:
             raise ValueError(f"--template {self.template!r}: must hold '{{}}' exactly once (where the label's "
                              "description goes)")
-        if self.init_head == "labels" and self.strategy == "zeroshot":
-            raise ValueError("--init-head labels is what zeroshot does already; drop it")
-        if self.unfreeze_layers is not None and self.strategy not in ("partial", "auto"):
-            raise ValueError(f"--unfreeze-layers is for --strategy partial, not {self.strategy}")
-        if self.layer_lr_decay is not None and self.strategy not in ("partial", "full", "auto"):
-            raise ValueError(f"--layer-lr-decay is for --strategy partial or full, not {self.strategy}")
-        lora_set = sorted(f for f in self.model_fields_set if f.startswith("lora_"))
-        if lora_set and self.strategy not in ("lora", "auto"):
-            raise ValueError(f"{', '.join('--' + f.replace('_', '-') for f in lora_set)}: for --strategy lora, "
-                             f"not {self.strategy}")
-        if self.fewshot_pairs is not None and self.strategy not in ("fewshot", "auto"):
-            raise ValueError(f"--fewshot-pairs is for --strategy fewshot, not {self.strategy}")
+        picks = [n for n, s in STRATEGIES.items() if s.frozen_features and s.trains]  # a head on one layer's features
+        if self.layer == "best" and self.strategy not in picks:
+            frozen = ", ".join(picks)
+            raise ValueError(f"--layer best picks a layer for a frozen encoder: use it with --strategy {frozen}")
+        if self.init_head == "labels" and self.strategy in STRATEGIES and not STRATEGIES[self.strategy].trains:
+            raise ValueError(f"--init-head labels is what {self.strategy} does already; drop it")
+        self._options_of_other_strategies()
         return self
 
-    @field_validator("data", "out")
-    @classmethod
-    def _not_blank(cls, v: str) -> str:
-        if not str(v).strip():
-            raise ValueError("must not be empty")
-        return v
+    def _options_of_other_strategies(self) -> None:
+        """An option that belongs to strategies other than the chosen one is a mistake (``auto`` takes them all)."""
+        if self.strategy == "auto":
+            return
+        foreign: dict[str, list[str]] = {}
+        for name in sorted(self.model_fields_set):
+            owners = OPTION_OWNERS.get(name)
+            if owners and self.strategy not in owners:
+                foreign.setdefault(" or ".join(owners), []).append(_flag(name))
+        for owners, flags in foreign.items():
+            raise ValueError(f"{', '.join(flags)}: for --strategy {owners}, not {self.strategy}")
+
+
+def _strategy_fields() -> tuple[dict[str, tuple], dict[str, list[str]]]:
+    """Every registered strategy's options as fields (a name shared by several must be the same field), and
+    which strategies own each."""
+    fields: dict[str, tuple] = {}
+    owners: dict[str, list[str]] = {}
+    for name, cls in STRATEGIES.items():
+        for field, info in cls.Options.model_fields.items():
+            if field in CoreConfig.model_fields:
+                raise TypeError(f"strategy {name}: option {field!r} is a core setting already")
+            if field in fields and repr(fields[field][1]) != repr(info):
+                raise TypeError(f"strategy {name}: option {field!r} differs from {owners[field]}'s")
+            fields[field] = (info.annotation, info)
+            owners.setdefault(field, []).append(name)
+    return fields, {k: sorted(v) for k, v in owners.items()}
+
+
+_FIELDS, OPTION_OWNERS = _strategy_fields()
+TrainConfig = create_model("TrainConfig", __base__=CoreConfig, __doc__="A run's settings: core and strategies'.",
+                           **_FIELDS)
 
 
 def budget_seconds(text: str) -> float:
     """'90s', '10m', '1.5h' or a bare number of seconds -> seconds (> 0); ValueError otherwise."""
-    import re
-
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", str(text).lower())
     if not m or float(m.group(1)) <= 0:
         raise ValueError(f"--budget {text!r}: expected a duration such as 90s, 10m or 1h")
@@ -137,7 +212,8 @@ def _flag(field: str) -> str:
     return "--" + field.replace("_", "-")
 
 
-def _explain(e: ValidationError, source: str) -> UserError:
+def explain(e: ValidationError, source: str) -> UserError:
+    """A pydantic error as a UserError naming the flag (or the config file's key) and what was expected."""
     parts = []
     for err in e.errors():
         field = ".".join(str(x) for x in err["loc"]) or "config"
@@ -146,11 +222,16 @@ def _explain(e: ValidationError, source: str) -> UserError:
         if not err["loc"]:  # a rule across fields (model validator): its message says it all
             parts.append(str(err["msg"]).removeprefix("Value error, "))
         elif err["type"] == "extra_forbidden":
-            parts.append(f"{name}: unknown option")
+            parts.append(f"{name}: unknown option{_did_you_mean(field)}")
         else:
-            parts.append(f"{name}={value!r}: {err['msg']}")
+            parts.append(f"{name}={value!r}: {str(err['msg']).removeprefix('Value error, ')}")
     where = "invalid option value" if source == "flags" else f"{source}: invalid config"
     return UserError(f"{where}: " + "; ".join(parts) + ".")
+
+
+def _did_you_mean(field: str) -> str:
+    close = difflib.get_close_matches(field, list(TrainConfig.model_fields), n=1, cutoff=0.75)
+    return f" (did you mean {_flag(close[0])}?)" if close else ""
 
 
 def read_config_file(path: str | Path) -> dict:
@@ -182,7 +263,7 @@ def make_config(flags: dict, config_file: str | None = None) -> TrainConfig:
         try:
             TrainConfig.model_validate({"data": "x", **file_values})
         except ValidationError as e:
-            raise _explain(e, str(config_file)) from None
+            raise explain(e, str(config_file)) from None
         merged.update(file_values)
     merged.update({k: v for k, v in flags.items() if v is not None})
     if "data" not in merged:
@@ -190,4 +271,4 @@ def make_config(flags: dict, config_file: str | None = None) -> TrainConfig:
     try:
         return TrainConfig.model_validate(merged)
     except ValidationError as e:
-        raise _explain(e, "flags") from None
+        raise explain(e, "flags") from None

@@ -10,14 +10,18 @@ model you keep has seen every example.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections import Counter
 from dataclasses import replace
 
 import numpy as np
 
-from . import progress
+from . import progress, steps
+from .calibrate import ece, fit_temperature
 from .errors import UserError
+from .numeric import softmax
+from .strategies import STRATEGIES, RunContext
 
 FOLD_METRICS = ("accuracy", "macro_f1", "micro_f1", "spearman", "pearson", "rmse", "f1", "exact_match")
 
@@ -34,14 +38,9 @@ def check_folds(k: int, labels: list | None) -> None:
 
 
 def cross_validate(cfg, splits, strategy_name: str, layer: int, precision: str) -> dict:
-    import copy
-
+    """Per-metric mean, standard deviation and fold values of the strategy run on each fold (see the module
+    docstring); the steps are the run's own (``enctune.steps``)."""
     from sklearn.model_selection import KFold, StratifiedKFold
-
-    from .calibrate import ece, fit_temperature, softmax
-    from .encoders import Encoder
-    from .model import TaskModel, batched_logits, head_logits
-    from .strategies import STRATEGIES, RunContext
 
     k = cfg.cv
     t0 = time.perf_counter()
@@ -57,35 +56,25 @@ def cross_validate(cfg, splits, strategy_name: str, layer: int, precision: str) 
         progress.info(f"cross-validation fold {f + 1}/{k}: train {len(tr)}, held out {len(te)}")
         progress.set_quiet(True)  # one line per fold; the folds' own bars would drown the run's
         try:
-            encoder = Encoder.load(cfg.model, pooling=cfg.pooling, max_length=cfg.max_length, layer=layer,
-                                   trust_remote_code=cfg.trust_remote_code)
-            fold = replace(splits, train=train.subset(tr), test=train.subset(te))
-            named = {"train": fold.train, "validation": fold.validation, "test": fold.test}
             task = copy.deepcopy(splits.task)  # the final run's task (thresholds...) stays untouched
-            if task.level == "token":
-                encoder.tokenizer.padding_side = "right"
-            prepared = {s: task.prepare(encoder, ex) for s, ex in named.items()}
-            targets = {s: p.targets for s, p in prepared.items()}
-            if cfg.class_weights == "balanced":
-                task.class_weights = task.balanced_weights(targets["train"], len(task.labels))
-            result = STRATEGIES[strategy_name]().run(RunContext(cfg, encoder, task, fold, prepared, precision))
-            model = TaskModel(encoder, result.head, task.level)
-            logits = {s: head_logits(result.head, result.features[s]) if s in result.features
-                      else batched_logits(model, encoder, prepared[s].tokens, 256, "fp32")
-                      for s in ("validation", "test")}
-            task.after_fit(logits["validation"], prepared["validation"], named["validation"])
+            fold = replace(splits, train=train.subset(tr), test=train.subset(te), task=task)
+            encoder = steps.load_encoder(cfg, task, layer=layer, lazy=False)
+            prepared = steps.prepare(task, encoder, fold, cfg.class_weights)
+            ctx = RunContext(cfg, encoder, task, fold, prepared, precision)
+            result = STRATEGIES[strategy_name]().run(ctx)
+            evaluation = steps.evaluate(ctx, result)
         finally:
             progress.set_quiet(quiet)
-        m = task.evaluate_outputs(logits["test"], prepared["test"], named["test"])
         for name in FOLD_METRICS:
-            if name in m:
-                values.setdefault(name, []).append(float(m[name]))
-        if task.name == "classify":
-            y = targets["test"].numpy()
-            values.setdefault("ece_uncalibrated", []).append(ece(softmax(logits["test"]), y))
+            if name in evaluation.scores["test"]:
+                values.setdefault(name, []).append(float(evaluation.scores["test"][name]))
+        if task.calibrates:
+            y = np.asarray(prepared["test"].targets)
+            logits = evaluation.outputs["test"]
+            values.setdefault("ece_uncalibrated", []).append(ece(softmax(logits), y))
             if cfg.calibrate:
-                t = fit_temperature(logits["validation"], targets["validation"].numpy())
-                values.setdefault("ece_calibrated", []).append(ece(softmax(logits["test"] / t), y))
+                t = fit_temperature(evaluation.outputs["validation"], np.asarray(prepared["validation"].targets))
+                values.setdefault("ece_calibrated", []).append(ece(softmax(logits / t), y))
     summary = {name: {"mean": round(float(np.mean(v)), 6), "std": round(float(np.std(v, ddof=1)), 6),
                       "values": [round(x, 6) for x in v]} for name, v in values.items()}
     return {"folds": k, "stratified": bool(key), "seed": cfg.seed, "held_out": "each fold of train in turn",

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from .encoders import Encoder, Tokenized
-from .training.batching import inference_tokens, token_budget_batches
-from .training.precision import autocast
+from .encoders.tokens import inference_tokens, token_budget_batches
+from .precision import autocast
 
 
 class TaskModel(nn.Module):
@@ -34,6 +34,21 @@ class TaskModel(nn.Module):
         if input_ids_b is not None:
             u = torch.cat([u, self.encoder(input_ids_b, attention_mask_b, token_type_ids_b)], dim=-1)
         return self.head(u)
+
+
+class PairCosine(nn.Module):
+    """A head for pairs of texts encoded apart: TaskModel hands it [u; v] (B, 2H); it returns cos(u, v) (B,),
+    computed in fp32 (bf16's 8 bits of mantissa would round away the small differences of cosine that
+    ``fewshot``'s pair loss is made of)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        u, v = x.float().chunk(2, dim=-1)
+        return torch.nn.functional.cosine_similarity(u, v, dim=-1)
+
+
+def pair_loss(cos: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared distance of each pair's cosine from its target (1 same label, 0 different)."""
+    return torch.nn.functional.mse_loss(cos, target)
 
 
 class HeadModel(nn.Module):

@@ -23,8 +23,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from . import __version__, progress
+from . import progress
 from .atomic import atomic_write_text, check_replaceable, clean_leftovers, staged_folder
+from .version import __version__
 
 RUN_MARKER = "enctune-run.json"
 CHECKPOINTS = "checkpoints"

@@ -41,7 +41,7 @@ def _norm(text: str, pair: str | None) -> str:
 
 
 def _read(data, validation, test, text_column, pair_column, label_column):
-    from ..data.dataset import Columns, examples_from_table, find_split_files, infer_columns
+    from ..data import Columns, examples_from_table, find_split_files, infer_columns
     from ..data.readers import read_table
 
     data = Path(data)

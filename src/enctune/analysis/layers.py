@@ -86,9 +86,9 @@ def probe_layers(data: str, model: str = "default", poolings: list[str] | None =
 
     Returns ``{"model", "metric", "rows": [{layer, pooling, accuracy, macro_f1}], "best", "seconds", ...}``.
     """
-    from ..data import load_splits
     from ..encoders import Encoder
     from ..encoders.pooling import POOLINGS
+    from ..steps import load_splits
 
     t0 = time.perf_counter()
     splits = load_splits(data, validation, None, text_column, pair_column, label_column, validation_fraction, seed)

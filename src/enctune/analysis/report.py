@@ -37,7 +37,7 @@ text-align:left;vertical-align:top}th{background:#f4f4f4}td.num{text-align:right
 def confident_mistakes(named: dict, split_logits: dict, targets: dict, task, temperature: float | None,
                        k: int = N_MISTAKES) -> list[dict]:
     """The ``k`` wrong predictions with the highest (calibrated) confidence, on test (else validation)."""
-    from ..calibrate import softmax
+    from ..numeric import softmax
 
     if task.name != "classify":
         return []

@@ -70,9 +70,9 @@ def suggest(run: str, pool: str, n: int = 50, by: str = "margin", factor: int = 
             text_column: str | None = None, pair_column: str | None = None, batch_size: int = 256) -> list[dict]:
     """The ``n`` pool rows to label next, most useful first (see the module docstring)."""
     from .. import progress
-    from ..calibrate import softmax
     from ..data import load_texts
     from ..model import TaskModel, head_logits
+    from ..numeric import softmax
     from ..serve.predictor import Predictor
 
     if n < 1:
@@ -122,7 +122,7 @@ def write_suggestions(rows: list[dict], out: str | Path) -> None:
 
 def add_labelled(splits, path: str):
     """``--add``: the training split with the labelled rows of ``path`` appended; and a summary."""
-    from ..data.dataset import Columns, Examples
+    from ..data import Columns, Examples
     from ..data.readers import read_table
 
     if not Path(path).is_file():

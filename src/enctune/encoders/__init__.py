@@ -1,7 +1,19 @@
-"""Encoders: resolve a name, load tokenizer + base model, pool, fingerprint."""
+"""Encoders: resolve a name, load tokenizer + base model, pool, fingerprint, cache features.
 
-from .encoder import Encoder, Tokenized
-from .pooling import POOLINGS
-from .resolve import default_encoder_path, fingerprint, resolve_encoder
+``tokens`` and ``resolve`` import without torch (tasks and the ONNX path use them); the network
+code (``encoder``, ``pooling``, ``cache``) is imported when first named here, so that importing
+``enctune.encoders.tokens`` does not pull torch in (~1.5 s of start-up, ARCHITECTURE.md).
+"""
 
-__all__ = ["Encoder", "POOLINGS", "Tokenized", "default_encoder_path", "fingerprint", "resolve_encoder"]
+from importlib import import_module
+
+_LAZY = {"Encoder": "encoder", "POOLINGS": "pooling", "Tokenized": "tokens", "default_encoder_path": "resolve",
+         "fingerprint": "resolve", "resolve_encoder": "resolve"}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,11 +12,15 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..atomic import atomic_write
-from .encoder import Encoder, Tokenized
+
+if TYPE_CHECKING:
+    from .encoder import Encoder
+    from .tokens import Tokenized
 
 
 def cache_root() -> Path:
@@ -71,7 +75,7 @@ def cached_features(encoder: Encoder, texts: list[str], pairs: list[str] | None,
     found = {k: _load(path, len(texts), encoder.hidden_size) for k, path in paths.items()}
     if all(v is not None for v in found.values()):
         return found, True
-    from ..training.distributed import gather_rows
+    from ..distributed import gather_rows  # lazy: torch (~1.5 s); a cache hit never needs it
 
     keys = list(paths)
 

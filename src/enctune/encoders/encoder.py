@@ -15,15 +15,18 @@ token's positions instead of the attention mask (``pooling.mask_positions``).
 from __future__ import annotations
 
 import contextlib
-import logging
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from .. import allocator
 from ..errors import UserError
+from ..precision import autocast
+from ..speed import allocator
+from ..speed.bf16 import BF16_COPY_MIN_ROWS, bf16_copy
+from ..speed.lazy import LazyNetwork
+from ..speed.pooler import without_pooler
+from ..speed.tokenizer import backend_ids
 from .pooling import NEEDS_TOKEN_IDS, POOLINGS, mask_positions
 from .resolve import (
     check_weights,
@@ -34,8 +37,8 @@ from .resolve import (
     resolve_encoder,
     safetensors_param_count,
 )
-
-BF16_COPY_MIN_ROWS = 256  # below this, copying the weights to bf16 costs more than it saves
+from .template import apply_template, uncut_ids
+from .tokens import Tokenized, inference_tokens, token_budget_batches
 
 
 @contextlib.contextmanager
@@ -55,36 +58,6 @@ def hf_quiet():
         hf_logging.set_verbosity(level)
 
 
-@dataclass
-class Tokenized:
-    """Token ids per example (unpadded) and how many were cut at max_length."""
-
-    input_ids: list[list[int]]
-    token_type_ids: list[list[int]] | None
-    truncated: int
-    second: Tokenized | None = None  # text pairs encoded apart: the second texts
-
-    def __len__(self) -> int:
-        return len(self.input_ids)
-
-    def alone(self) -> Tokenized:
-        """The first texts only (without the second texts of pairs encoded apart)."""
-        return Tokenized(self.input_ids, self.token_type_ids, self.truncated) if self.second is not None else self
-
-    def lengths(self) -> np.ndarray:
-        """Tokens per example (both texts when a pair is encoded apart): what batching sizes by."""
-        n = np.fromiter((len(x) for x in self.input_ids), dtype=np.int64, count=len(self.input_ids))
-        return n + self.second.lengths() if self.second is not None else n
-
-    def subset(self, idx) -> Tokenized:
-        """The examples ``idx``, in that order (truncation count not carried over; a pair's second texts,
-        when encoded apart, follow)."""
-        tt = [self.token_type_ids[i] for i in idx] if self.token_type_ids is not None else None
-        second = getattr(self, "second", None)
-        extra = {"second": second.subset(idx)} if second is not None else {}
-        return Tokenized([self.input_ids[i] for i in idx], tt, 0, **extra)
-
-
 def usable_max_length(config, tokenizer, wanted: int | None, default: int = 256) -> int:
     """``wanted`` (or ``default``) capped at what the model's positions and tokenizer allow."""
     limit = min(x for x in (getattr(config, "max_position_embeddings", None), tokenizer.model_max_length, 8192)
@@ -92,37 +65,18 @@ def usable_max_length(config, tokenizer, wanted: int | None, default: int = 256)
     return min(wanted or default, limit)
 
 
-def _no_pooler_output(*args, **kwargs) -> None:
-    return None
-
-
-def _without_pooler(model: nn.Module) -> nn.Module:
-    """``model`` with its pooler (BERT-family: a dense + tanh over the first token, computed on every call)
-    not run. An encoder that enctune loads is pooled by enctune and its ``pooler_output`` is never read (a
-    Hugging Face classifier folder, which reads it, is not loaded through here). The pooler's weights stay,
-    so a saved encoder is the source's network."""
-    pooler = getattr(model, "pooler", None)
-    if isinstance(pooler, nn.Module):
-        pooler.forward = _no_pooler_output
-    return model
-
-
-class Encoder(nn.Module):
+class Encoder(LazyNetwork):
     def __init__(self, model: nn.Module | None, tokenizer, pooling: str, source: str, max_length: int,
                  layer: int = -1, template: str | None = None, config=None, build=None):
         """``model`` is the network; or None with ``build`` (a function returning it) and ``config``: the
         network is then built on first use (see ``load(lazy=True)``)."""
         super().__init__()
-        allocator.tune()  # activations reuse heap memory instead of fresh mmaps on every pass
+        allocator.tune()  # activations reuse heap memory instead of fresh mmaps on every pass (speed.allocator)
         if pooling not in POOLINGS:
             raise UserError(f"--pooling '{pooling}': unknown. Expected one of: {', '.join(POOLINGS)}.")
         self.template = template  # "...{}...": wraps every first text in tokenize (None: texts as they are)
         self.config = config if config is not None else model.config
-        if model is not None:
-            self.model = model
-        else:
-            self._build = build
-            self._freeze_on_build = False
+        self.defer(build, model)  # the network now, or on first use (speed.lazy)
         self.tokenizer = tokenizer
         self.pooling = pooling
         self.source = source
@@ -169,7 +123,7 @@ class Encoder(nn.Module):
             try:
                 with hf_quiet():
                     # AutoModel is the base network: the MLM / LM pre-training head is never loaded.
-                    return _without_pooler(AutoModel.from_pretrained(
+                    return without_pooler(AutoModel.from_pretrained(
                         source, config=config, trust_remote_code=trust_remote_code,
                         use_safetensors=None if allow_pickle else True))
             except Exception as e:  # as above: a weights file that does not fit its config, among others
@@ -182,54 +136,6 @@ class Encoder(nn.Module):
         return cls(None if lazy else build(), tokenizer, pooling or default_pooling(source, config), source,
                    usable_max_length(config, tokenizer, max_length), layer, config=config,
                    build=build if lazy else None)
-
-    # ---- a network built on first use (load(lazy=True)) ------------------------------------
-    @property
-    def loaded(self) -> bool:
-        """Whether the network exists (always, unless loaded lazily and not used yet)."""
-        return "_build" not in self.__dict__
-
-    def _materialize(self) -> nn.Module:
-        build = self.__dict__.pop("_build")
-        model = build()
-        model.train(self.training)
-        if self.__dict__.pop("_freeze_on_build", False):
-            model.requires_grad_(False)
-        self.model = model
-        return model
-
-    def _built(self) -> None:
-        if not self.loaded:
-            self._materialize()
-
-    def __getattr__(self, name: str):
-        if name == "model" and "_build" in self.__dict__:
-            return self._materialize()
-        return super().__getattr__(name)
-
-    # whatever walks the weights builds the network first
-    def named_modules(self, *args, **kwargs):  # parameters(), modules(), buffers() and the like
-        self._built()
-        return super().named_modules(*args, **kwargs)
-
-    def _apply(self, *args, **kwargs):  # .to(), .float(), .bfloat16()
-        self._built()
-        return super()._apply(*args, **kwargs)
-
-    def state_dict(self, *args, **kwargs):
-        self._built()
-        return super().state_dict(*args, **kwargs)
-
-    def load_state_dict(self, *args, **kwargs):
-        self._built()
-        return super().load_state_dict(*args, **kwargs)
-
-    def freeze(self) -> None:
-        """No gradients for the encoder's weights (now, or when a lazy network is built)."""
-        if self.loaded:
-            self.model.requires_grad_(False)
-        else:
-            self._freeze_on_build = True
 
     def num_params(self) -> int:
         """The network's parameter count; read from the weight files' headers while it is not built."""
@@ -264,9 +170,9 @@ class Encoder(nn.Module):
             return Tokenized(first.input_ids, first.token_type_ids, first.truncated + second.truncated, second)
         cut = 0
         if templated and self.template is not None:
-            texts, cut = self._apply_template(list(texts), pairs)
+            texts, cut = apply_template(self.tokenizer, self.template, list(texts), pairs, self.max_length)
         tok = self.tokenizer
-        ids, tt = self._backend_ids(texts, pairs)
+        ids, tt = backend_ids(tok, texts, pairs, self.max_length)
         if ids is None:
             enc = tok(*((texts, pairs) if pairs is not None else (texts,)), add_special_tokens=True, truncation=True,
                       max_length=self.max_length)
@@ -276,76 +182,13 @@ class Encoder(nn.Module):
         truncated = 0
         if full_rows:
             again = ([texts[i] for i in full_rows],) + (([pairs[i] for i in full_rows],) if pairs is not None else ())
-            truncated = sum(len(x) > self.max_length for x in self._uncut_ids(*again))
+            truncated = sum(len(x) > self.max_length for x in uncut_ids(tok, *again))
         tt = tt if "token_type_ids" in tok.model_input_names else None
         return Tokenized(ids, tt, truncated + cut)
-
-    def _backend_ids(self, texts: list[str], pairs: list[str] | None) -> tuple[list | None, list | None]:
-        """Token ids (and type ids) straight from a fast tokenizer's Rust backend, with the truncation that
-        ``tokenizer(..., truncation=True, max_length=...)`` sets; the same ids without building the
-        per-row Python objects that call returns (about a third of its time). (None, None) for a slow
-        tokenizer."""
-        tok = self.tokenizer
-        backend = getattr(tok, "backend_tokenizer", None) if getattr(tok, "is_fast", False) else None
-        if backend is None:
-            return None, None
-        target = {"max_length": self.max_length, "stride": 0, "strategy": "longest_first",
-                  "direction": tok.truncation_side}
-        if backend.truncation != target:
-            backend.enable_truncation(**target)
-        if backend.padding is not None:
-            backend.no_padding()
-        encodings = backend.encode_batch(list(zip(texts, pairs, strict=True)) if pairs is not None else list(texts),
-                                         add_special_tokens=True)
-        return [e.ids for e in encodings], [e.type_ids for e in encodings]
-
-    def _uncut_ids(self, *args) -> list[list[int]]:
-        """Token ids with no truncation, without the tokenizer's warning about inputs over its maximum."""
-        quiet = logging.getLogger("transformers.tokenization_utils_base")
-        level = quiet.level
-        quiet.setLevel(logging.ERROR)
-        try:
-            return self.tokenizer(*args, add_special_tokens=True, truncation=False)["input_ids"]
-        finally:
-            quiet.setLevel(level)
 
     def _check_mask_token(self, pooling: str) -> None:
         if pooling in NEEDS_TOKEN_IDS and self.tokenizer.mask_token_id is None:
             raise UserError(f"{self.source}: '{pooling}' pooling reads the mask token, and this tokenizer has none.")
-
-    def _apply_template(self, texts: list[str], pairs: list[str] | None) -> tuple[list[str], int]:
-        """Every text wrapped in the template, and how many were cut to fit ``max_length``.
-
-        The tokenizer's own truncation would cut the end of the wrapped text, and with it a cloze
-        template's mask: an over-long text is cut instead, at a token boundary (offsets), by as many
-        tokens as the wrapped input is too long. A mask token typed in a text is dropped, so the
-        template's mask is the only one.
-        """
-        tok, tpl = self.tokenizer, self.template
-        mask = tok.mask_token
-        if mask:
-            texts = [t.replace(mask, " ") for t in texts]
-        wrapped = [tpl.replace("{}", t) for t in texts]
-        cut_rows: set[int] = set()
-        for _ in range(3):  # a cut string can tokenize differently at its new end: check again
-            args = (wrapped, pairs) if pairs is not None else (wrapped,)
-            lengths = [len(x) for x in self._uncut_ids(*args)]
-            over = [i for i, n in enumerate(lengths) if n > self.max_length]
-            if not over:
-                break
-            for i in over:
-                excess = lengths[i] - self.max_length
-                try:
-                    ends = [e for _, e in tok(texts[i], add_special_tokens=False,
-                                              return_offsets_mapping=True)["offset_mapping"]]
-                    keep = max(len(ends) - excess, 0)
-                    texts[i] = texts[i][:ends[keep - 1]] if keep else ""
-                except NotImplementedError:  # a slow tokenizer has no offsets: cut words (a token or more each)
-                    words = texts[i].split()
-                    texts[i] = " ".join(words[:max(len(words) - excess, 0)])
-                wrapped[i] = tpl.replace("{}", texts[i])
-                cut_rows.add(i)
-        return wrapped, len(cut_rows)
 
     def collate(self, tokens: Tokenized, idx) -> dict[str, torch.Tensor]:
         """Pad the examples ``idx`` to the longest among them; pads on the tokenizer's side."""
@@ -407,8 +250,6 @@ class Encoder(nn.Module):
         ``batch_size`` rows; by default the device's ``inference_tokens``): short texts travel in large
         batches, long ones in small batches.
         """
-        from ..training.batching import inference_tokens, token_budget_batches
-        from ..training.precision import autocast, bf16_copy
 
         layers = layers if layers is not None else [self.layer]
         poolings = poolings or [self.pooling]

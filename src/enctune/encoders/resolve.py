@@ -14,7 +14,10 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
+from ..atomic import atomic_write_text
 from ..errors import UserError
+from ..jsonfile import printable, read_json_object
+from .cache import cache_root
 
 CAUSAL_TYPES = {"gpt2", "gpt_neo", "gpt_neox", "gptj", "llama", "mistral", "mixtral", "qwen2", "qwen3", "phi",
                 "phi3", "gemma", "gemma2", "gemma3", "opt", "bloom", "falcon", "olmo", "olmo2", "smollm3",
@@ -110,8 +113,6 @@ def _file_digest(path: str, size: int, mtime: float) -> str:
     """SHA-256 of a file, remembered per (path, size, mtime) in this process and on disk under
     ``$ENCTUNE_CACHE/digests`` (hashing the default encoder's weights takes ~0.1 s of every run that
     reads the feature cache)."""
-    from .cache import cache_root
-
     memo = cache_root() / "digests" / hashlib.sha256(f"{os.path.realpath(path)}|{size}|{mtime!r}".encode()).hexdigest()[:32]
     try:
         known = memo.read_text().strip()
@@ -125,8 +126,6 @@ def _file_digest(path: str, size: int, mtime: float) -> str:
             h.update(chunk)
     digest = h.hexdigest()
     try:
-        from ..atomic import atomic_write_text
-
         memo.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(memo, digest + "\n")
     except OSError:  # a read-only or full cache disk costs the hashing next time, nothing more
@@ -229,8 +228,6 @@ def _code_configs(source: str) -> list[tuple[str, dict]]:
     or a hub id's from the hub cache (a file that cannot be had is left to from_pretrained to report)."""
     folder = Path(source)
     if folder.is_dir():
-        from ..model_folder import read_json_object
-
         return [(str(folder / n), read_json_object(folder / n, "model folder")) for n in CODE_CONFIGS
                 if (folder / n).is_file()]
     from transformers import PretrainedConfig
@@ -275,6 +272,4 @@ def refuse_custom_code(source: str, advice: str) -> None:
     """UserError when loading ``source`` would run code from it (``custom_code``); ``advice`` ends the message."""
     reason = custom_code(source)
     if reason is not None:
-        from ..model_folder import printable
-
         raise UserError(printable(f"{reason}. {NO_CODE}; {advice}"))

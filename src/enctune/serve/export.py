@@ -43,9 +43,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import progress
+from ..atomic import check_replaceable, staged_folder
 from ..errors import UserError
-from .loading import ONNX_MARKER
-from .onnx_decode import DECODERS, softmax
+from ..model_folder import META_FILE, ONNX_MARKER, find_model_folder, write_model_folder
+from ..numeric import softmax
+from ..strategies import STRATEGIES
 
 FORMATS = ("onnx",)
 QUANTIZE = ("int8",)
@@ -133,15 +136,20 @@ def _compare(ref: np.ndarray, logits: np.ndarray) -> dict:
             "max_probability_difference": float(np.abs(p - q).max())}
 
 
-def merge_adapters(encoder) -> bool:
-    """Fold the encoder's LoRA adapters into its weights, in place: W <- W + (alpha / r) B A for each adapted
-    layer, which leaves the plain transformers network computing the same function. False without adapters."""
-    from ..model_folder import is_adapted
+def plain_encoder(predictor) -> bool:
+    """The predictor's encoder made a plain network of its architecture, in place, by its run's strategy (a LoRA
+    run folds its adapters in: W <- W + (alpha / r) B A); False when there was nothing to fold."""
+    strategy = STRATEGIES.get(predictor.meta.get("strategy"))
+    return strategy is not None and strategy.plain_encoder(predictor.encoder)
 
-    if not is_adapted(encoder.model):
-        return False
-    encoder.model = encoder.model.merge_and_unload()
-    return True
+
+def _check(task, ref, new) -> dict:
+    """How far an export's outputs are from the reference's: the largest difference, and for classes the
+    label agreement and the largest probability difference."""
+    check = {"n": len(ref), "max_output_difference": _max_difference(ref, new)}
+    if task.calibrates:
+        check.update(_compare(ref, new))
+    return check
 
 
 def _max_difference(ref, new) -> float:
@@ -153,59 +161,62 @@ def _max_difference(ref, new) -> float:
 def export_merged(run: str, out: str, check_data: str | None = None, max_check: int = 1000) -> dict:
     """Write the LoRA run ``run`` to ``out`` as a plain model folder, adapters folded in; returns the check
     ({"fp32": {n, max_output_difference[, agreement, max_probability_difference]}})."""
-    from .. import progress
-    from ..model_folder import find_model_folder, is_adapted, write_model_folder
-    from .predictor import Predictor
+    from .predictor import Predictor  # lazy: torch (~1.5 s); an ONNX folder is served without it
 
     folder, out_p = find_model_folder(run), Path(out)
-    if out_p.exists() and (not out_p.is_dir() or (any(out_p.iterdir()) and not (out_p / "enctune.json").is_file())):
-        raise UserError(f"--out {out}: exists and is not an enctune model folder; choose another --out.")
     if out_p.resolve() in (folder.resolve(), Path(run).resolve()):
         raise UserError(f"--out {out}: is the folder being exported; choose another --out.")
+    check_replaceable(out_p, META_FILE, "--out", "an enctune model folder",
+                      allowed={META_FILE, "head.safetensors", "encoder", "README.md"})
     predictor = Predictor.load(folder, precision="fp32")
-    if not is_adapted(predictor.encoder.model):
-        raise UserError(f"{run}: has no adapters to merge (strategy '{predictor.meta.get('strategy')}'); "
-                        "--merge is for LoRA runs, and this folder is a plain model folder already.")
     takes_pairs = bool(predictor.meta.get("columns", {}).get("pair"))
     texts, pairs = _check_texts(Path(run), check_data, takes_pairs, max_check)
     ref = predictor.logits(texts, pairs)
     progress.info("export: folding the adapters into the encoder weights")
-    merge_adapters(predictor.encoder)
-    meta = {k: v for k, v in predictor.meta.items() if k != "format_version"}
+    if not plain_encoder(predictor):
+        raise UserError(f"{run}: has no adapters to merge (strategy '{predictor.meta.get('strategy')}'); "
+                        "--merge is for LoRA runs, and this folder is a plain model folder already.")
+    meta = {k: v for k, v in predictor.meta.items() if k not in ("format_version", "adapter")}
     meta["adapter_merged"] = True
     card = (folder / "README.md").read_text(encoding="utf-8") if (folder / "README.md").is_file() else ""
     card += "\nThe LoRA adapters are merged into the encoder weights (`enctune export --merge`).\n"
-    write_model_folder(out_p, predictor.encoder, predictor.model.head, meta, card, encoder_trained=True)
+    write_model_folder(out_p, predictor.encoder, predictor.model.head, meta, card, _write_plain)
     progress.info(f"export: checking the merged folder against the run on {len(texts)} texts")
     merged = Predictor.load(out_p, precision="fp32").logits(texts, pairs)
-    check = {"n": len(texts), "max_output_difference": _max_difference(ref, merged)}
-    if predictor.task.name == "classify":
-        check.update(_compare(ref, merged))
-    return {"fp32": check}
+    return {"fp32": _check(predictor.task, ref, merged)}
+
+
+def _write_plain(encoder, dst: Path) -> dict:
+    """A plain (merged) encoder, written whole."""
+    encoder.model.save_pretrained(dst, safe_serialization=True)
+    return {}
 
 
 def export_onnx(run: str, out: str, quantize: str | None = None, check_data: str | None = None,
                 max_check: int = 1000) -> dict:
     """Export ``run`` to ``out``; returns the check ({precision: {n, agreement, max_probability_difference}})."""
-    from .. import progress
-    from ..atomic import staged_folder
-    from .onnx_predictor import REFINE_BELOW, OnnxPredictor
-    from .predictor import Predictor
+    from .loading import load
+    from .onnx_predictor import REFINE_BELOW, OnnxPredictor  # lazy: onnxruntime (~0.3 s)
+    from .predictor import Predictor  # lazy: torch (~1.5 s)
 
     if quantize is not None and quantize not in QUANTIZE:
         raise UserError(f"--quantize {quantize}: expected one of {', '.join(QUANTIZE)}.")
     out_p = Path(out)
-    if out_p.exists() and (not out_p.is_dir() or (any(out_p.iterdir()) and not (out_p / ONNX_MARKER).is_file())):
-        raise UserError(f"--out {out}: exists and is not an enctune ONNX export; choose another --out.")
+    check_replaceable(out_p, ONNX_MARKER, "--out", "an enctune ONNX export")
     run_p = Path(run)
-    predictor = Predictor.load(run_p, precision="fp32")
+    predictor = load(run_p, precision="fp32")
+    if not isinstance(predictor, Predictor):
+        raise UserError(f"{run}: an ONNX export already; export the run folder it came from.")
     if predictor.meta.get("template") or predictor.encoder.pooling == "mask":
         raise UserError(f"{run}: a cloze zero-shot model (its texts are wrapped in a template and read at the mask) "
                         "cannot be exported to ONNX by this version; serve it with PyTorch.")
-    merge_adapters(predictor.encoder)  # a LoRA run: trace the plain encoder, W + (alpha / r) B A folded in
-    if predictor.task.name not in DECODERS:
-        raise UserError(f"{run}: task '{predictor.task.name}' cannot be exported to ONNX by this version "
-                        f"(supported: {', '.join(DECODERS)}).")
+    plain_encoder(predictor)  # a LoRA run: trace the plain encoder, W + (alpha / r) B A folded in
+    if predictor.task.pair_mode == "bi":
+        raise UserError(f"{run}: a model of text pairs encoded apart (pair mode bi) takes two inputs, which this "
+                        "version does not export to ONNX; serve it with PyTorch.")
+    if predictor.task.level != "sequence":
+        raise UserError(f"{run}: the '{predictor.task.name}' task predicts per token, which this version does not "
+                        "export to ONNX (sequence-level tasks only); serve it with PyTorch.")
     encoder = predictor.encoder
     if not getattr(encoder.tokenizer, "is_fast", False):
         raise UserError(f"{run}: the tokenizer has no fast (tokenizer.json) form, which the ONNX folder needs.")
@@ -244,8 +255,7 @@ def export_onnx(run: str, out: str, quantize: str | None = None, check_data: str
         meta = predictor.meta
         settings = {
             "format_version": 1, "format": "onnx",
-            "task": predictor.task.name, "labels": predictor.labels,
-            "label_type": getattr(predictor.task, "label_type", "str"),
+            **predictor.task.config(),  # task, labels, label type, pair mode, task options: decoding needs them
             "columns": meta.get("columns", {}), "base_model": meta.get("base_model"),
             "pooling": meta.get("pooling"), "strategy": meta.get("strategy"),
             "max_length": encoder.max_length, "pad_token_id": encoder.tokenizer.pad_token_id,
@@ -265,7 +275,7 @@ def export_onnx(run: str, out: str, quantize: str | None = None, check_data: str
         check = {}
         for precision in list(files) + (["int8-raw"] if "int8" in files else []):
             onnx_logits = OnnxPredictor.load(tmp, precision=precision).logits(texts, pairs)
-            check[precision] = _compare(ref, onnx_logits)
+            check[precision] = _check(predictor.task, ref, onnx_logits)
         settings["check"] = check
         (tmp / ONNX_MARKER).write_text(json.dumps(settings, indent=2) + "\n")
     return check

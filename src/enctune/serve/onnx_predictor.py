@@ -28,41 +28,17 @@ from pathlib import Path
 
 import numpy as np
 
+from ..calibrate import abstain
+from ..encoders.tokens import token_budget_batches
 from ..errors import UserError
+from ..model_folder import ONNX_MARKER, read_onnx_meta
+from ..numeric import softmax
+from ..tasks import TASKS
 from .inputs import check_inputs
-from .onnx_decode import CONFIDENCE, DECODERS
 
 TOKENS_PER_BATCH = 1024  # padded tokens per batch: small enough to stay in the CPU caches (1.2-1.5x faster than 8,192)
 ONNX_PRECISIONS = ("fp32", "int8", "int8-raw", "fastest")
 REFINE_BELOW = 0.6  # reduced precision: classifications less sure than this are re-scored in fp32
-
-
-class OnnxTask:
-    """The part of a task prediction needs: its name, labels and decoding (numpy only)."""
-
-    def __init__(self, name: str, labels: list, label_type: str = "str"):
-        if name not in DECODERS:
-            raise UserError(f"task '{name}': not supported by the ONNX runtime path of this enctune version.")
-        self.name, self.labels, self.label_type = name, labels, label_type
-
-    def decode(self, logits: np.ndarray) -> list[dict]:
-        return DECODERS[self.name](logits, self.labels, self.label_type)
-
-    def encode_labels(self, *args, **kwargs):
-        raise UserError("an ONNX export predicts but does not evaluate: evaluate the run folder it came from.")
-
-    metrics = infer_columns = encode_labels
-
-
-def _budget_batches(lengths: np.ndarray, max_tokens: int, max_batch: int) -> list[np.ndarray]:
-    """Indices, longest first, cut into batches of at most ``max_tokens`` padded tokens."""
-    order = np.argsort(-lengths, kind="stable")
-    batches, start = [], 0
-    while start < len(order):
-        size = max(1, min(max_batch, max_tokens // max(int(lengths[order[start]]), 1)))
-        batches.append(order[start:start + size])
-        start += size
-    return batches
 
 
 def default_threads() -> int:
@@ -95,7 +71,7 @@ class OnnxPredictor:
             raise UserError(f"{folder}: has no {precision} model (it holds {', '.join(files)}); export the run "
                             f"again with --quantize int8.")
         self.precision = precision
-        self.task = OnnxTask(meta["task"], meta["labels"], meta.get("label_type", "str"))
+        self.task = TASKS[meta["task"]].from_config(meta)  # decoding is the task's own (no torch needed)
         try:
             self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         except Exception as e:
@@ -120,7 +96,7 @@ class OnnxPredictor:
         self.inputs = [i.name for i in self.session.get_inputs()]
         self.refine_below = float(meta.get("refine_below", REFINE_BELOW))
         self.refine = None  # the fp32 session that re-scores unsure int8 predictions
-        if precision == "int8" and "fp32" in files and self.refine_below > 0 and meta["task"] in CONFIDENCE:
+        if precision == "int8" and "fp32" in files and self.refine_below > 0 and self.task.calibrates:
             self.refine = session("fp32")
         self.refined = 0  # texts re-scored so far
 
@@ -129,9 +105,6 @@ class OnnxPredictor:
         """The predictor for an exported folder. enctune-onnx.json is checked field by field
         (``model_folder.OnnxMeta``); then the graph must answer one score per label and the pad token must be
         in the tokenizer's vocabulary, or every prediction would fail inside onnxruntime."""
-        from ..model_folder import read_onnx_meta
-        from .loading import ONNX_MARKER
-
         folder = Path(path)
         meta = read_onnx_meta(folder, ONNX_MARKER)
         predictor = cls(folder, meta, precision, threads)
@@ -166,12 +139,12 @@ class OnnxPredictor:
         ids, types = self.tokenize(texts, pairs)
         out = self._run(self.session, ids, types, np.arange(len(ids)), batch_size, progress)
         if self.refine is not None:
-            unsure = np.flatnonzero(CONFIDENCE[self.task.name](out) < self.refine_below)
+            unsure = np.flatnonzero(self.task.confidence(out) < self.refine_below)
             if len(unsure):
                 out[unsure] = self._run(self.refine, ids, types, unsure, batch_size)[unsure]
                 self.refined += len(unsure)
         t = self.meta.get("temperature")
-        if t and self.task.name == "classify":  # calibrated, as the run's PyTorch predictor returns them
+        if t and self.task.calibrates:  # calibrated, as the run's PyTorch predictor returns them
             out = (out / np.float32(t)).astype(np.float32)
         return out
 
@@ -180,7 +153,7 @@ class OnnxPredictor:
         lengths = np.fromiter((len(ids[i]) for i in rows), dtype=np.int64, count=len(rows))
         pad, left = int(self.meta["pad_token_id"]), self.meta.get("padding_side") == "left"
         out = np.zeros((len(ids), len(self.labels)), dtype=np.float32)
-        for batch in _budget_batches(lengths, TOKENS_PER_BATCH, batch_size):
+        for batch in token_budget_batches(lengths, TOKENS_PER_BATCH, batch_size):
             idx = rows[batch]
             width = int(lengths[batch].max())
             feed = {"input_ids": np.full((len(idx), width), pad, dtype=np.int64),
@@ -199,11 +172,7 @@ class OnnxPredictor:
 
     def predict(self, texts, pairs=None, batch_size: int = 256, abstain_below: float | None = None) -> list[dict]:
         """One dict per text, as the task decodes it (classify: ``{"label", "probabilities"}``)."""
-        from ..calibrate import abstain
-
         return abstain(self.task.decode(self.logits(texts, pairs, batch_size)), abstain_below)
 
     def predict_proba(self, texts, pairs=None, batch_size: int = 256) -> np.ndarray:
-        from .onnx_decode import softmax
-
         return softmax(self.logits(texts, pairs, batch_size))

@@ -3,11 +3,8 @@
 The same object serves Python, the command line and (later) HTTP. Batches are sorted by
 length and sized by a token budget, run under inference mode, and returned in input order.
 
-Two kinds of folder load:
-- an enctune model folder (``enctune.json``, ``head.safetensors``, ``encoder/``);
-- a Hugging Face sequence-classification folder (``config.json`` naming a
-  ``...ForSequenceClassification`` architecture, with ``id2label``), so that models
-  trained elsewhere predict through the same fast path.
+It loads an enctune model folder (``enctune.json``, ``head.safetensors``, ``encoder/``);
+``hf_classifier`` builds one from a Hugging Face sequence-classification folder.
 
 Precision: ``fp32`` (default, exact), ``bf16`` (a bf16 copy of the weights, under autocast), ``int8`` (dynamic int8
 quantisation of every linear layer, CPU), ``fastest`` (bf16 on GPUs and CPUs with native
@@ -17,52 +14,31 @@ bf16, else int8 on CPU).
 from __future__ import annotations
 
 import copy
-import json
-import re
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..data.dataset import Examples
-from ..encoders import Encoder
-from ..encoders.encoder import hf_quiet, usable_max_length
+from ..data import Examples
+from ..encoders.encoder import Encoder
 from ..encoders.resolve import refuse_custom_code
 from ..errors import UserError
 from ..model import TaskModel, batched_logits
-from ..model_folder import all_finite, find_model_folder, printable, read_head_state, read_meta
+from ..model_folder import all_finite, find_model_folder, read_head_state, read_meta
+from ..numeric import softmax
+from ..strategies import STRATEGIES
 from ..tasks import TASKS
-from ..training.precision import bf16_copy
+from ..speed.bf16 import bf16_copy
 from .inputs import check_inputs
 from .onnx_predictor import REFINE_BELOW  # the same threshold as the ONNX runtime's (a module without torch)
 
 PREDICT_PRECISIONS = ("fp32", "bf16", "int8", "fastest", "auto")
-
-
-class HFSequenceClassifier(nn.Module):
-    """A transformers ``...ForSequenceClassification`` model seen as ``batch -> logits``. A BERT-style
-    one computes its last layer for the first token only (``first_token``): the only state it reads."""
-
-    def __init__(self, model: nn.Module):
-        from .first_token import wrap_last_layer
-
-        super().__init__()
-        self.model = model
-        wrap_last_layer(model)
-
-    def forward(self, input_ids, attention_mask, token_type_ids=None):
-        from .first_token import FirstTokenLayer, first_token_only
-
-        kw = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
-        layers = getattr(getattr(self.model.base_model, "encoder", None), "layer", None)
-        last = layers[-1] if isinstance(layers, nn.ModuleList) and len(layers) else None
-        with first_token_only(last if isinstance(last, FirstTokenLayer) else None):
-            return self.model(input_ids=input_ids, attention_mask=attention_mask, **kw).logits
+PREDICT_NO_CODE = "prediction never does (only training takes --trust-remote-code)."
 
 
 def resolve_predict_precision(precision: str, device: str = "cpu") -> str:
-    from ..training.precision import cpu_has_bf16, resolve_precision
+    from ..precision import cpu_has_bf16, resolve_precision
 
     if precision not in PREDICT_PRECISIONS:
         raise UserError(f"--precision '{precision}': expected one of {', '.join(PREDICT_PRECISIONS)}.")
@@ -82,49 +58,6 @@ def quantize_int8(model: nn.Module) -> nn.Module:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch marks the quantised tensor API as deprecated
         return torch.ao.quantization.quantize_dynamic(copy.deepcopy(model), {nn.Linear}, dtype=torch.qint8)
-
-
-def adapter_folder(folder: Path, meta: dict) -> Path | None:
-    """The model folder's adapter folder (a LoRA run's), or None; UserError when it is named but unusable."""
-    from ..model_folder import ADAPTER_DIR
-
-    name = meta.get("adapter")
-    if name is None:
-        if not (folder / ADAPTER_DIR).is_dir():
-            return None
-        name = ADAPTER_DIR
-    if not isinstance(name, str) or Path(name).name != name or name in (".", ".."):
-        raise UserError(f"{folder / 'enctune.json'}: 'adapter' must name a folder inside the model folder, "
-                        f"not {name!r}.")
-    d = folder / name
-    if not (d / "adapter_config.json").is_file():
-        raise UserError(f"{d / 'adapter_config.json'}: missing; the model folder is damaged.")
-    if not (d / "adapter_model.safetensors").is_file():
-        pickles = sorted(d.glob("*.bin")) + sorted(d.glob("*.pt"))
-        if pickles:
-            raise UserError(f"{pickles[0]}: adapter weights in a pickle file are not read (only "
-                            "adapter_model.safetensors is); convert them to safetensors.")
-        raise UserError(f"{d / 'adapter_model.safetensors'}: missing; the model folder is damaged.")
-    return d
-
-
-def load_adapter(model: nn.Module, adapter: Path) -> nn.Module:
-    """``model`` with the adapters in ``adapter`` put on top (a PEFT PeftModel, inference mode)."""
-    import warnings
-
-    from peft import PeftModel
-
-    try:
-        with hf_quiet(), warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            adapted = PeftModel.from_pretrained(model, str(adapter), is_trainable=False)
-    except Exception as e:
-        raise UserError(f"{adapter}: the adapters do not load onto the encoder ({type(e).__name__}: {e}).") from None
-    # PEFT only warns when the file lacks weights for some adapted layer (they would stay at B = 0): refuse
-    missing = [str(w.message) for w in caught if "missing adapter keys" in str(w.message)]
-    if missing:
-        raise UserError(f"{adapter / 'adapter_model.safetensors'}: does not fit adapter_config.json ({missing[0]}).")
-    return adapted
 
 
 class Predictor:
@@ -159,10 +92,6 @@ class Predictor:
         folder must not ask to run code, the weights must be finite, and the head's tensors must have the
         shapes enctune.json implies, read from their file's header before the head is built (``head_layout``).
         """
-        p = Path(path)
-        if p.is_dir() and not (p / "enctune.json").is_file() and not (p / "model" / "enctune.json").is_file() \
-                and _is_hf_classifier(p):
-            return cls._load_hf(p, precision)
         folder = find_model_folder(path)
         meta = read_meta(folder)
         enc_dir = folder / "encoder"
@@ -179,56 +108,18 @@ class Predictor:
             raise UserError(f"{folder / 'enctune.json'}: 'layer' {encoder.layer} is past the encoder's last layer "
                             f"({encoder.num_layers}); the model folder is damaged.")
         encoder.template = meta.get("template")  # zeroshot cloze: the prompt every text is wrapped in
-        adapter = adapter_folder(folder, meta)
-        if adapter is not None:
-            encoder.model = load_adapter(encoder.model, adapter)
-        check_finite(encoder.model, enc_dir if adapter is None else f"{enc_dir} (with the adapters in {adapter})")
-        if adapter is not None and resolve_predict_precision(precision) == "int8":
-            # int8 replaces every nn.Linear, those inside the adapters too: fold B A into W first
-            encoder.model = encoder.model.merge_and_unload()
+        strategy = STRATEGIES.get(meta.get("strategy"))
+        if strategy is not None:  # what the strategy kept beside the encoder (LoRA: its adapters) goes back on
+            strategy.read_encoder(encoder, folder, meta, resolve_predict_precision(precision))
+        check_finite(encoder.model, enc_dir)
         task = TASKS[meta["task"]].from_config(meta)
-        if task.level == "token":
-            encoder.tokenizer.padding_side = "right"
+        if task.padding_side is not None:
+            encoder.tokenizer.padding_side = task.padding_side
         dropout = meta.get("dropout", 0.1)
         state = read_head_state(folder, head_layout(task, encoder.hidden_size, dropout))
         head = task.build_head(encoder.hidden_size, dropout)
         head.load_state_dict(state)  # names and shapes were checked against the file's header
         return cls(TaskModel(encoder, head, task.level), encoder, task, meta, precision, source=str(folder))
-
-    @classmethod
-    def _load_hf(cls, folder: Path, precision: str) -> Predictor:
-        """A transformers ``...ForSequenceClassification`` folder, checked as a model folder is: no code of its
-        own, labels for every class index (``hf_labels``), every weight present and finite."""
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-        from ..encoders.resolve import check_weights
-
-        check_weights(str(folder))
-        refuse_custom_code(str(folder), PREDICT_NO_CODE)
-        hf_labels(folder)
-        try:
-            with hf_quiet():
-                model, info = AutoModelForSequenceClassification.from_pretrained(
-                    folder, use_safetensors=True, trust_remote_code=False, output_loading_info=True)
-                tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
-        except Exception as e:  # damaged files raise anything from OSError to the tokenizers library's own errors
-            raise UserError(f"{folder}: could not load the classifier ({type(e).__name__}: {e}).") from None
-        missing = sorted(info.get("missing_keys") or [])
-        if missing:
-            raise UserError(f"{folder}: the weights lack {len(missing)} of the classifier's tensors ({missing[0]}"
-                            f"{', ...' if len(missing) > 1 else ''}), which would predict from random values; the "
-                            "folder is damaged or is not a trained classifier.")
-        check_finite(model, folder)
-        cfg = model.config
-        if cfg.problem_type not in (None, "single_label_classification"):
-            raise UserError(f"{folder}: problem type '{cfg.problem_type}' is not supported here; "
-                            "expected single-label classification.")
-        labels = [str(cfg.id2label[i]) for i in range(cfg.num_labels)]
-        encoder = Encoder(model.base_model, tokenizer, "cls", str(folder), usable_max_length(cfg, tokenizer, 512))
-        meta = {"task": "classify", "labels": labels, "pooling": "model", "max_length": encoder.max_length,
-                "strategy": "external", "base_model": str(folder), "columns": {}}
-        return cls(HFSequenceClassifier(model), encoder, TASKS["classify"](labels), meta, precision,
-                   source=str(folder))
 
     @property
     def labels(self) -> list[str]:
@@ -247,10 +138,9 @@ class Predictor:
         if self.task.level != "sequence":
             return outputs
         outputs = self.calibrated(outputs)
-        if self.precision != "fp32" and self.refine_below > 0 and self.task.name == "classify":
-            from ..tasks.classify import softmax
-
-            unsure = np.flatnonzero(softmax(outputs).max(-1) < self.refine_below)
+        confidence = self.task.confidence(outputs) if self.precision != "fp32" and self.refine_below > 0 else None
+        if confidence is not None:
+            unsure = np.flatnonzero(confidence < self.refine_below)
             if len(unsure):
                 exact = batched_logits(self.fp32_model, self.encoder, prepared.tokens.subset(unsure), batch_size,
                                        "fp32")
@@ -262,7 +152,7 @@ class Predictor:
         """Classifier logits divided by the run's fitted temperature (see ``enctune.calibrate``), so
         that softmax gives calibrated probabilities; the arg-max is unchanged."""
         t = self.meta.get("temperature")
-        if t and self.task.name == "classify":
+        if t and self.task.calibrates:
             return (logits / np.float32(t)).astype(np.float32)
         return logits
 
@@ -289,8 +179,6 @@ class Predictor:
         return abstain(self.task.decode_outputs(self.outputs(prepared, batch_size), prepared, ex), abstain_below)
 
     def predict_proba(self, texts, pairs=None, batch_size: int = 256) -> np.ndarray:
-        from ..tasks.classify import softmax
-
         return softmax(self.logits(texts, pairs, batch_size))
 
     def evaluate(self, examples: Examples, batch_size: int = 256, progress=None) -> dict:
@@ -316,58 +204,6 @@ def _check_finite(outputs, source: str | None) -> None:
     if bad:
         raise UserError(f"{source or 'the model'}: gives non-finite outputs for {bad} input(s), its weights "
                         "overflow float32; the model folder is damaged or the run diverged. Train it again.")
-
-
-def _is_hf_classifier(folder: Path) -> bool:
-    cfg = folder / "config.json"
-    if not cfg.is_file():
-        return False
-    try:
-        archs = json.loads(cfg.read_text(encoding="utf-8")).get("architectures") or []
-    except (OSError, ValueError, RecursionError, AttributeError):  # AttributeError: not a JSON object
-        return False
-    return isinstance(archs, list) and any(str(a).endswith("ForSequenceClassification") for a in archs)
-
-
-PREDICT_NO_CODE = "prediction never does (only training takes --trust-remote-code)."
-_CLASS_INDEX = re.compile(r"0|[1-9][0-9]{0,8}")
-
-
-def hf_labels(folder: Path) -> None:
-    """Refuse a classifier folder whose config.json ``id2label`` is not a label for each class index 0..n-1.
-
-    transformers turns the keys into integers (a key that is not one is a ValueError there) and counts the
-    classes by them, and the predictor reads ``id2label[0..n-1]``: a gap is a KeyError, a repeated name merges
-    two classes' probabilities, and a ``num_labels`` that disagrees makes transformers invent LABEL_i names.
-    No ``id2label`` is fine (transformers names the classes LABEL_0, LABEL_1, ...).
-    """
-    from ..model_folder import read_json_object
-
-    f = folder / "config.json"
-    cfg = read_json_object(f, "classifier folder")
-    id2label = cfg.get("id2label")
-    if id2label is None:
-        return
-    if not isinstance(id2label, dict) or not id2label:
-        raise UserError(f"{f}: 'id2label' must map the class indices 0, 1, ... to label names; the classifier "
-                        "folder is damaged.")
-    bad = next((k for k in id2label if not _CLASS_INDEX.fullmatch(k)), None)
-    if bad is not None:
-        raise UserError(printable(f"{f}: 'id2label' key {bad[:40]!r} is not a class index (0, 1, 2, ...); the "
-                                  "classifier folder is damaged."))
-    indices = {int(k) for k in id2label}
-    gap = next((i for i in range(len(indices)) if i not in indices), None)
-    if gap is not None:
-        raise UserError(f"{f}: 'id2label' has no label for class {gap} (its {len(indices)} classes need the indices "
-                        f"0 to {len(indices) - 1}); the classifier folder is damaged.")
-    names = [str(v) for v in id2label.values()]
-    if len(set(names)) != len(names):
-        raise UserError(printable(f"{f}: 'id2label' gives two classes the same name; each class needs its own "
-                                  "label. The classifier folder is damaged."))
-    n = cfg.get("num_labels")
-    if n is not None and n != len(indices):
-        raise UserError(f"{f}: 'num_labels' is {str(n)[:20]} but 'id2label' names {len(indices)} classes; the "
-                        "classifier folder is damaged.")
 
 
 def check_finite(model: nn.Module, where) -> None:

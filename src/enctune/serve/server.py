@@ -12,21 +12,33 @@ Routes (every error is JSON: ``{"error": code, "message": text}``):
   for each served folder (``/predict`` and ``/info`` use the first one).
 - ``GET /openapi.json`` and ``/docs``.
 
-Limits, each a 4xx: a body over ``max_body_bytes`` (413), malformed JSON (400), wrong
-types, unknown fields or an empty list (422), more than ``max_texts`` texts (413) or a text
-over ``max_chars`` characters (413). With a token, ``/predict``, ``/info`` and ``/models``
+Limits, each a 4xx: a body over ``max_body_bytes`` (413); a body that is not JSON, not
+UTF-8 or nested too deeply (400 ``malformed_json``, whatever the Content-Type says); JSON
+sent without ``Content-Type: application/json`` (415); wrong types, unknown fields or an
+empty list (422); a text that is not valid Unicode (422 ``invalid_text``, naming it);
+more than ``max_texts`` texts, a text over ``max_chars`` characters or more than
+``max_tokens`` tokens in all (413). With a token, ``/predict``, ``/info`` and ``/models``
 need ``Authorization: Bearer <token>`` (401 otherwise); ``/health`` and ``/ready`` stay open.
+A failure inside the server is a 500 ``internal_error`` whose message holds only an id; the
+details go to the server's stderr under that id.
 
-Concurrent requests are micro-batched per model (``MicroBatcher``).
+Cost: a request is priced in tokens without tokenizing it (``inputs.estimate_tokens``:
+UTF-8 bytes / 3 plus the special tokens, at most the model's ``max_length`` per text), so
+its price is known before it is queued. Concurrent requests are micro-batched per model
+(``MicroBatcher``) into calls of at most ``batch_tokens`` tokens: a large request runs in
+pieces, and a small one that arrives meanwhile runs in the next call.
 
 Nothing here imports torch: an exported ONNX folder is served without it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
+import re
+import sys
+import traceback
+import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,11 +48,12 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException
 
 from ..errors import UserError
 from .batcher import MicroBatcher
+from .inputs import check_text, estimate_tokens
 
 
 @dataclass
@@ -48,8 +61,16 @@ class Limits:
     max_body_bytes: int = 1 << 20
     max_texts: int = 256
     max_chars: int = 10_000
+    max_tokens: int = 16_384  # most (estimated) tokens in one request
     max_batch: int = 64  # most texts in one model call across requests
+    batch_tokens: int = 256  # most (estimated) tokens in one model call across requests
     wait_ms: float = 5.0  # how long the first request of a batch waits for others
+
+
+# Defaults, on 2 CPU cores with the default encoder (MiniLM-L6, fp32, ~8,000 tokens/s): a
+# request of max_tokens (64 texts of the full 256 tokens; or 256 SST-2 sentences, ~36
+# estimated tokens each, 9,200 in all) is ~2 s of model time; a call of batch_tokens (one
+# text of 256 tokens) ~30 ms, the most a small request waits behind a large one.
 
 
 @dataclass
@@ -63,9 +84,25 @@ class ServedModel:
     warm: bool = False
     extra_info: dict = field(default_factory=dict)
 
+    def __post_init__(self):
+        # read once, with the model: a new run written over the folder later must not show its scores
+        # beside the old model's answers
+        self.metrics = run_metrics(self.folder)
+
     @property
     def takes_pairs(self) -> bool:
         return bool(self.predictor.meta.get("columns", {}).get("pair"))
+
+    def cost(self, text: bytes, pair: bytes | None) -> int:
+        """The estimated tokens of one input (UTF-8 bytes of its text and its second text)."""
+        meta = self.predictor.meta
+        max_length = int(meta.get("max_length") or 512)
+        if pair is not None and meta.get("pair_mode") == "bi":  # each text is encoded on its own
+            return estimate_tokens(len(text), None, max_length) + estimate_tokens(len(pair), None, max_length)
+        stride = None
+        if self.predictor.task.name == "extract":  # long contexts are read in windows, not truncated
+            stride = min(int((meta.get("task_options") or {}).get("doc_stride", 128)), max_length // 2)
+        return estimate_tokens(len(text), None if pair is None else len(pair), max_length, stride)
 
     def info(self) -> dict:
         meta = self.predictor.meta
@@ -74,14 +111,28 @@ class ServedModel:
             "task": self.predictor.task.name,
             "labels": list(self.predictor.labels),
             "takes_pairs": self.takes_pairs,
-            "encoder": {"base_model": meta.get("base_model"), "pooling": meta.get("pooling"),
+            "encoder": {"base_model": public_name(meta.get("base_model")), "pooling": meta.get("pooling"),
                         "max_length": meta.get("max_length")},
             "strategy": meta.get("strategy"),
             "runtime": getattr(self.predictor, "runtime", "pytorch"),
             "precision": getattr(self.predictor, "precision", None),
-            "metrics": run_metrics(self.folder),
+            "metrics": self.metrics,
             **self.extra_info,
         }
+
+
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
+
+
+def public_name(base_model) -> str | None:
+    """The base model as a name the server may show: a hub id (``org/name``) or ``default`` as it is, a
+    folder by its base name only: an absolute path would show the server's disk layout to every client."""
+    if base_model is None:
+        return None
+    name = str(base_model)
+    if HUB_ID.fullmatch(name) and not Path(name).exists():
+        return name
+    return Path(name.replace("\\", "/").rstrip("/")).name or None
 
 
 def run_metrics(folder: str | Path) -> dict | None:
@@ -127,22 +178,33 @@ def _error(status: int, code: str, message: str, headers: dict | None = None) ->
     return JSONResponse({"error": code, "message": message}, status_code=status, headers=headers)
 
 
-def _pick(req: PredictRequest, names, what: str) -> list[str] | None:
-    """The one list given under any of ``names`` (a single string becomes a list of one)."""
+def _pick(req: PredictRequest, names, what: str) -> tuple[str, list[str]] | None:
+    """(field name, list) of the one field given under any of ``names`` (a single string becomes a list of
+    one)."""
     given = [(n, getattr(req, n)) for pair in names for n in pair if getattr(req, n) is not None]
     if len(given) > 1:
         raise ApiError(422, "ambiguous_input", f"give {what} once: got {', '.join(n for n, _ in given)}.")
     if not given:
         return None
     name, value = given[0]
-    return [value] if isinstance(value, str) else value
+    return (name, [value]) if isinstance(value, str) else (name, value)
 
 
-def parse_request(req: PredictRequest, model: ServedModel, limits: Limits) -> tuple[list[str], list[str] | None]:
-    texts = _pick(req, FIRST, "the texts")
-    pairs = _pick(req, SECOND, "the text pairs")
-    if texts is None:
+@dataclass
+class Parsed:
+    """A request's inputs and each one's estimated tokens."""
+
+    texts: list[str]
+    pairs: list[str] | None
+    costs: list[int]
+
+
+def parse_request(req: PredictRequest, model: ServedModel, limits: Limits) -> Parsed:
+    first = _pick(req, FIRST, "the texts")
+    second = _pick(req, SECOND, "the text pairs")
+    if first is None:
         raise ApiError(422, "missing_texts", 'nothing to predict: give "texts": [...] or "text": "...".')
+    texts, pairs = first[1], None if second is None else second[1]
     if not texts:
         raise ApiError(422, "empty_texts", '"texts" is an empty list: give at least one text.')
     if len(texts) > limits.max_texts:
@@ -156,12 +218,92 @@ def parse_request(req: PredictRequest, model: ServedModel, limits: Limits) -> tu
                                                 "leave out text_pairs.")
     if pairs is not None and len(pairs) != len(texts):
         raise ApiError(422, "pair_count", f"{len(texts)} texts but {len(pairs)} text pairs; give one pair per text.")
-    for kind, values in (("texts", texts), ("text_pairs", pairs or [])):
-        for i, t in enumerate(values):
-            if len(t) > limits.max_chars:
-                raise ApiError(413, "text_too_long", f"{kind}[{i}] has {len(t)} characters; the limit is "
-                                                     f"{limits.max_chars} (--max-chars).")
-    return texts, pairs
+    encoded = _checked(first, limits)
+    encoded_pairs = _checked(second, limits) if second is not None else [None] * len(texts)
+    costs = [model.cost(t, p) for t, p in zip(encoded, encoded_pairs, strict=True)]
+    if sum(costs) > limits.max_tokens:
+        raise ApiError(413, "too_many_tokens", f"the request holds about {sum(costs)} tokens (estimated: UTF-8 "
+                                               f"bytes / 3, at most max_length per text); the limit is "
+                                               f"{limits.max_tokens} (split the request, or restart the server "
+                                               "with a higher --max-tokens).")
+    return Parsed(texts, pairs, costs)
+
+
+def _checked(field_values: tuple[str, list[str]], limits: Limits) -> list[bytes]:
+    """Each text as UTF-8 bytes: a 422 naming the first that is not valid Unicode, a 413 for one too long."""
+    name, values = field_values
+    out = []
+    for i, t in enumerate(values):
+        where = f"{name}[{i}]" if name.endswith("s") else name
+        if len(t) > limits.max_chars:
+            raise ApiError(413, "text_too_long", f"{where} has {len(t)} characters; the limit is "
+                                                 f"{limits.max_chars} (--max-chars).")
+        try:
+            out.append(check_text(t, where))
+        except UserError as e:
+            raise ApiError(422, "invalid_text", e.message) from None
+    return out
+
+
+JSON_TYPE = "send the body as JSON with the header 'Content-Type: application/json'"
+
+
+def _is_json(content_type: str | None) -> bool:
+    kind = (content_type or "").split(";", 1)[0].strip().lower()
+    return kind == "application/json" or (kind.startswith("application/") and kind.endswith("+json"))
+
+
+def parse_body(body: bytes, content_type: str | None) -> PredictRequest:
+    """The request body as a ``PredictRequest``: 400 ``malformed_json`` for a body that is not JSON (UTF-8,
+    nested no deeper than Python's recursion limit) whatever its Content-Type, then 415 for JSON sent under
+    another type, then 422 for JSON of the wrong shape.
+
+    The body is read here rather than by FastAPI, which answered a body that is not UTF-8 with a bare 400
+    ``http_error`` and a body without a JSON Content-Type with a 422 about dictionaries."""
+    hint = "" if _is_json(content_type) else f"; {JSON_TYPE}"
+    if not body.strip():
+        raise ApiError(400, "malformed_json", f"the request body is empty: expected {EXPECTED}{hint}.")
+    try:
+        # bytes: json detects UTF-8 (with or without a BOM), UTF-16 and UTF-32, as Starlette's request.json() did
+        data = json.loads(body)
+    except UnicodeDecodeError as e:
+        raise ApiError(400, "malformed_json", f"the request body is not valid UTF-8 (byte 0x"
+                                              f"{e.object[e.start:e.start + 1].hex()} at offset {e.start}): JSON is "
+                                              f"sent as UTF-8{hint}.") from None
+    except json.JSONDecodeError as e:
+        raise ApiError(400, "malformed_json", f"the request body is not valid JSON ({e.msg} at line {e.lineno} "
+                                              f"column {e.colno}){hint}.") from None
+    except RecursionError:
+        raise ApiError(400, "malformed_json", f"the request body is nested too deeply to read{hint}.") from None
+    except ValueError as e:  # e.g. an integer of more than 4,300 digits
+        raise ApiError(400, "malformed_json", f"the request body is not valid JSON ({e}){hint}.") from None
+    if not _is_json(content_type):
+        shown = f"'{content_type[:60]}'" if content_type else "none"
+        raise ApiError(415, "unsupported_media_type", f"Content-Type is {shown}: {JSON_TYPE}.")
+    try:
+        return PredictRequest.model_validate(data)
+    except ValidationError as e:
+        raise ApiError(422, "invalid_request", _describe(e.errors())) from None
+
+
+EXPECTED = '{"texts": ["..."]} or {"text": "..."}'
+
+
+def _describe(errors: list[dict]) -> str:
+    parts = []
+    for err in errors[:5]:
+        where = ".".join(str(x) for x in err.get("loc", ()) if x != "body") or "body"
+        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts) + f". Expected {EXPECTED}."
+
+
+def internal_error(e: BaseException, where: str) -> ApiError:
+    """A 500 that tells the client an id and nothing else; the details go to stderr under that id."""
+    eid = uuid.uuid4().hex[:12]
+    detail = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+    print(f"enctune serve: internal error {eid} on {where}:\n{detail}", file=sys.stderr, flush=True)
+    return ApiError(500, "internal_error", f"the server failed on this request (error id {eid}); its log holds "
+                                           "the details under that id.")
 
 
 class BodyLimit:
@@ -203,6 +345,7 @@ class BodyLimit:
 def build_app(models: list[ServedModel], limits: Limits | None = None, token: str | None = None) -> FastAPI:
     if not models:
         raise UserError("serve: no model folder given.")
+    check_token_value(token)
     limits = limits or Limits()
     names = [m.name for m in models]
     if len(set(names)) != len(names):
@@ -213,7 +356,7 @@ def build_app(models: list[ServedModel], limits: Limits | None = None, token: st
     @asynccontextmanager
     async def lifespan(app):
         for m in models:
-            m.batcher = MicroBatcher(m.predictor.predict, limits.max_batch, limits.wait_ms)
+            m.batcher = MicroBatcher(m.predictor.predict, limits.max_batch, limits.wait_ms, limits.batch_tokens)
             m.batcher.start()
             # warm-up: the first call pays for lazy initialisation, not the first client
             await m.batcher.submit(["warm up"], ["warm up"] if m.takes_pairs else None)
@@ -235,31 +378,10 @@ def build_app(models: list[ServedModel], limits: Limits | None = None, token: st
         if cred is None or not hmac.compare_digest(cred.credentials.encode(), token.encode()):
             raise ApiError(401, "unauthorized", "missing or wrong bearer token (Authorization: Bearer <token>).")
 
-    @app.exception_handler(ApiError)
-    async def _api_error(request: Request, e: ApiError):
-        headers = {"WWW-Authenticate": "Bearer"} if e.status == 401 else None
-        return _error(e.status, e.code, e.message, headers)
+    async def predict_request(request: Request) -> PredictRequest:
+        return parse_body(await request.body(), request.headers.get("content-type"))
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, e: RequestValidationError):
-        errors = e.errors()
-        if any(err.get("type") == "json_invalid" for err in errors):
-            return _error(400, "malformed_json", "the request body is not valid JSON.")
-        parts = []
-        for err in errors[:5]:
-            where = ".".join(str(x) for x in err.get("loc", ()) if x != "body") or "body"
-            parts.append(f"{where}: {err.get('msg', 'invalid')}")
-        return _error(422, "invalid_request", "; ".join(parts) + ". Expected {\"texts\": [\"...\"]} or "
-                                                                  "{\"text\": \"...\"}.")
-
-    @app.exception_handler(HTTPException)
-    async def _http(request: Request, e: HTTPException):
-        code = {404: "not_found", 405: "method_not_allowed"}.get(e.status_code, "http_error")
-        return _error(e.status_code, code, str(e.detail), getattr(e, "headers", None))
-
-    @app.exception_handler(Exception)
-    async def _internal(request: Request, e: Exception):
-        return _error(500, "internal_error", f"{type(e).__name__}: {e}")
+    _handlers(app)
 
     def find(name: str) -> ServedModel:
         if name not in by_name:
@@ -269,22 +391,25 @@ def build_app(models: list[ServedModel], limits: Limits | None = None, token: st
     async def run_predict(model: ServedModel, req: PredictRequest) -> list:
         if not state["ready"]:
             raise ApiError(503, "not_ready", "the server is still starting; retry shortly.")
-        texts, pairs = parse_request(req, model, limits)
+        parsed = parse_request(req, model, limits)
         try:
-            return await model.batcher.submit(texts, pairs)
+            return await model.batcher.submit(parsed.texts, parsed.pairs, parsed.costs)
         except UserError as e:
             raise ApiError(422, "invalid_input", e.message) from None
-        except asyncio.CancelledError:
-            raise
+        except Exception as e:
+            raise internal_error(e, f"POST predict with model '{model.name}'") from None
 
     def info(model: ServedModel) -> dict:
-        return {**model.info(), "batching": {"max_batch": limits.max_batch, "wait_ms": limits.wait_ms,
-                                             "model_calls": model.batcher.batches if model.batcher else 0,
-                                             "texts_predicted": model.batcher.items if model.batcher else 0},
+        b = model.batcher
+        return {**model.info(), "batching": {"max_batch": limits.max_batch, "batch_tokens": limits.batch_tokens,
+                                             "wait_ms": limits.wait_ms, "model_calls": b.batches if b else 0,
+                                             "texts_predicted": b.items if b else 0},
                 "limits": {"max_body_bytes": limits.max_body_bytes, "max_texts": limits.max_texts,
-                           "max_chars": limits.max_chars}}
+                           "max_chars": limits.max_chars, "max_tokens": limits.max_tokens}}
 
     auth = [Depends(check_token)]
+    body_doc = {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": PredictRequest.model_json_schema()}}}}
 
     @app.get("/health", summary="The process is up.")
     async def health() -> dict:
@@ -296,8 +421,9 @@ def build_app(models: list[ServedModel], limits: Limits | None = None, token: st
             return {"status": "ready", "models": names}
         return _error(503, "not_ready", "loading or warming up the models.")
 
-    @app.post("/predict", dependencies=auth, summary=f"Predict with the first model ('{names[0]}').")
-    async def predict(req: PredictRequest) -> list[dict[str, Any]]:
+    @app.post("/predict", dependencies=auth, summary=f"Predict with the first model ('{names[0]}').",
+              openapi_extra=body_doc)
+    async def predict(req: PredictRequest = Depends(predict_request)) -> list[dict[str, Any]]:
         return await run_predict(models[0], req)
 
     @app.get("/info", dependencies=auth, summary=f"About the first model ('{names[0]}').")
@@ -308,8 +434,9 @@ def build_app(models: list[ServedModel], limits: Limits | None = None, token: st
     async def list_models() -> dict[str, Any]:
         return {"default": names[0], "models": [{"name": m.name, "task": m.predictor.task.name} for m in models]}
 
-    @app.post("/models/{name}/predict", dependencies=auth, summary="Predict with the model NAME.")
-    async def predict_named(name: str, req: PredictRequest) -> list[dict[str, Any]]:
+    @app.post("/models/{name}/predict", dependencies=auth, summary="Predict with the model NAME.",
+              openapi_extra=body_doc)
+    async def predict_named(name: str, req: PredictRequest = Depends(predict_request)) -> list[dict[str, Any]]:
         return await run_predict(find(name), req)
 
     @app.get("/models/{name}/info", dependencies=auth, summary="About the model NAME.")
@@ -318,6 +445,42 @@ def build_app(models: list[ServedModel], limits: Limits | None = None, token: st
 
     app.add_middleware(BodyLimit, limit=limits.max_body_bytes)
     return app
+
+
+def check_token_value(token: str | None) -> None:
+    """A token must be something a client can send: not empty (that would serve without authentication while
+    the operator meant to require it), visible ASCII only (an HTTP header carries no other reliably)."""
+    if token is None:
+        return
+    if not token:
+        raise UserError("serve: the token is empty (--token '' or ENCTUNE_TOKEN set to ''): give a real token, "
+                        "or leave both out to serve without one.")
+    if not all("!" <= c <= "~" for c in token):
+        raise UserError("serve: the token holds spaces, control or non-ASCII characters, which an Authorization "
+                        "header cannot carry reliably: use letters, digits and punctuation only.")
+
+
+def _handlers(app: FastAPI) -> None:
+    """Every error as ``{"error": code, "message": text}``."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, e: ApiError):
+        headers = {"WWW-Authenticate": "Bearer"} if e.status == 401 else None
+        return _error(e.status, e.code, e.message, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, e: RequestValidationError):
+        return _error(422, "invalid_request", _describe(e.errors()))
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, e: HTTPException):
+        code = {404: "not_found", 405: "method_not_allowed"}.get(e.status_code, "http_error")
+        return _error(e.status_code, code, str(e.detail), getattr(e, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, e: Exception):
+        err = internal_error(e, f"{request.method} {request.url.path}")
+        return _error(err.status, err.code, err.message)
 
 
 def parse_specs(specs: list[str]) -> list[tuple[str, str]]:

@@ -1,31 +1,105 @@
-"""What a strategy is handed and what it hands back.
+"""What a strategy is, what it is handed and what it hands back.
 
-A strategy decides which parameters move (all, none, a head over cached features) and
-hands the one training loop a module to train. It returns the trained head, whether the
-encoder changed, the loop's record, and any features it cached (so evaluation can reuse
-them instead of running the encoder again).
+A strategy decides which parameters move (all, some, none, a head over cached features) and
+hands the one training loop a module to train. It is one module in this package that
+registers itself (``@register``) and carries everything the rest of enctune asks of it:
+
+- its options (``Options``, a pydantic model whose fields become ``TrainConfig`` fields and
+  command-line flags, refused for other strategies);
+- which tasks it applies to (``applies``) and its cost on given data (``estimate``), which the
+  advisor and ``enctune advise`` read;
+- its place on the ``--budget`` ladder (``ladder_rank``) and in the advisor's preference
+  (``auto_rank``, ``min_per_class``);
+- what its model folder holds (``write_encoder``, ``read_encoder``, ``plain_encoder``).
+
+It returns the trained head, whether the encoder changed, the loop's record, and any
+features it cached (so evaluation can reuse them instead of running the encoder again).
+
+Strategy modules import torch only inside ``run`` and the functions it calls, so that the
+registry, the config and the command line's help load without it (~1.5 s, ARCHITECTURE.md).
 """
 
 from __future__ import annotations
 
+import math
+import os
+import shutil
 from dataclasses import dataclass, field
-from typing import ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
-from torch import nn
+from pydantic import BaseModel, ConfigDict
 
-from ..config import TrainConfig
-from ..data import Splits
-from ..encoders import Encoder, Tokenized
 from ..errors import UserError
-from ..tasks import Task
-from ..tasks.base import Prepared
-from ..training.checkpoint import Checkpointer
-from ..training.loop import LoopConfig, LoopResult
+
+if TYPE_CHECKING:
+    from ..config import TrainConfig
+    from ..encoders.encoder import Encoder
+    from ..tasks import Prepared, Task
+    from ..training.checkpoint import Checkpointer
+    from ..training.loop import LoopConfig, LoopResult
 
 SMALL_VALIDATION = 50  # rows: below this a validation split carved from train does not rank checkpoints
 MIN_STEPS = 32  # optimizer steps a default schedule gives a small training set (at most MAX_FLOOR_EPOCHS)
 MAX_FLOOR_EPOCHS = 20
+# Training tokens per second per core of full fine-tuning for a 22.7M-parameter encoder on a CPU (scaled by
+# parameter count); a GPU is taken as GPU_SPEEDUP times 8 cores.
+CPU_TOKENS_PER_SEC_PER_CORE = 900.0
+GPU_SPEEDUP = 30.0
+
+
+class StrategyOptions(BaseModel):
+    """A strategy's own settings. Each field is a ``TrainConfig`` field and a flag of the same name
+    (``lora_r`` is ``--lora-r``), described by its ``Field(description=...)``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class CostFacts:
+    """What a strategy's cost depends on, measured on the run's data and encoder."""
+
+    train_tokens: int  # tokens in the training split
+    eval_tokens: int  # tokens in validation and test
+    train_examples: int
+    params: int  # the encoder's parameters
+    layers: int
+    hidden: int
+    labels: int
+    level: str  # the task's level: "sequence" or "token"
+    task: Any = None  # the run's task (its per-strategy defaults)
+    options: Any = None  # the run's config (each strategy reads its own options and the user's epochs)
+
+    def rate(self) -> float:
+        """Training tokens per second of full fine-tuning on this machine (see CPU_TOKENS_PER_SEC_PER_CORE)."""
+        import torch  # lazy: torch (~1.5 s) is loaded by the run anyway; the help text never gets here
+
+        scale = 22.7e6 / max(self.params, 1)
+        if torch.cuda.is_available():
+            return CPU_TOKENS_PER_SEC_PER_CORE * 8 * GPU_SPEEDUP * scale
+        return CPU_TOKENS_PER_SEC_PER_CORE * max(torch.get_num_threads(), 1) * scale
+
+    def forward_seconds(self) -> float:
+        """One frozen pass over every split: a forward pass is a third of a training step's cost per token."""
+        return (self.train_tokens + self.eval_tokens) / (3 * self.rate())
+
+    @property
+    def weights_mb(self) -> float:
+        return self.params * 4 / 2**20
+
+    @property
+    def activations_mb(self) -> float:
+        """A batch of 32 x 128 tokens, ~20 saved tensors per layer, fp32."""
+        return 32 * 128 * self.hidden * max(self.layers, 1) * 20 * 4 / 2**20
+
+
+@dataclass
+class Estimate:
+    strategy: str
+    seconds: float
+    memory_mb: float
+    trainable_params: int
+    note: str = ""
 
 
 @dataclass
@@ -33,7 +107,7 @@ class RunContext:
     cfg: TrainConfig
     encoder: Encoder
     task: Task
-    splits: Splits
+    splits: Any  # steps.Splits
     prepared: dict[str, Prepared]  # "train", "validation", optionally "test": model inputs and targets
     precision: str
     checkpoints: Checkpointer | None = None  # --checkpoint-every / --resume
@@ -48,6 +122,8 @@ class RunContext:
 
     def loop_config(self, epochs: int, lr: float, description: str, **overrides) -> LoopConfig:
         """The loop settings every trainable strategy shares, from the run's config."""
+        from ..training.loop import LoopConfig  # lazy: the loop imports torch (~1.5 s)
+
         cfg, keep = self.cfg, self.keep_best()
         settings = dict(epochs=epochs, lr=lr, weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio,
                         grad_accum=cfg.grad_accum, max_grad_norm=cfg.max_grad_norm, patience=cfg.patience,
@@ -57,16 +133,23 @@ class RunContext:
         settings.update(overrides)
         return LoopConfig(**settings)
 
-    def build_head(self):
-        """The task's head, started from the label descriptions when ``--init-head`` asks for it (or, with
-        ``auto``, when ``--labels`` gives descriptions); returns (head, label embeddings or None)."""
+    def head_from_labels(self) -> bool:
+        """Whether the head starts from the label descriptions: ``--init-head labels``, or ``auto`` with
+        ``--labels`` given, for a task whose heads can."""
         cfg, task = self.cfg, self.task
         want = cfg.init_head == "labels" or (cfg.init_head == "auto" and cfg.labels is not None)
-        if want and task.name != "classify":
+        if want and not task.label_heads:
             if cfg.init_head == "labels":
-                raise UserError(f"--init-head labels: only for classify, not the '{task.name}' task.")
-            want = False
-        if not want:
+                raise UserError(f"--init-head labels: the '{task.name}' task has no head that starts from label "
+                                "descriptions.")
+            return False
+        return want
+
+    def build_head(self):
+        """The task's head, started from the label descriptions when ``head_from_labels``; returns
+        (head, label embeddings or None)."""
+        cfg, task = self.cfg, self.task
+        if not self.head_from_labels():
             task.options.pop("head", None)
             return task.build_head(self.encoder.hidden_size, cfg.dropout), None
         from .labels import init_head_from_labels, label_embeddings
@@ -78,7 +161,7 @@ class RunContext:
         return head, emb
 
     @property
-    def tokens(self) -> dict[str, Tokenized]:
+    def tokens(self) -> dict:
         return {k: p.tokens for k, p in self.prepared.items()}
 
     @property
@@ -94,39 +177,57 @@ class RunContext:
 
 @dataclass
 class StrategyResult:
-    head: nn.Module
+    head: Any  # nn.Module
     loop: LoopResult
     encoder_trained: bool
-    features: dict[str, np.ndarray] = field(default_factory=dict)  # split -> pooled features
+    features: dict[str, Any] = field(default_factory=dict)  # split -> pooled features (N, H)
     costs: dict = field(default_factory=dict)
     encoder: Encoder | None = None  # the encoder the head sits on, when not the run's (a ladder rung's copy)
 
 
-def split_outputs(result: StrategyResult, ctx: RunContext, split: str):
-    """Model outputs on one split: from cached features when the encoder stayed frozen, else a forward
-    pass (each process scores its share of the rows)."""
-    from ..model import TaskModel, batched_logits, head_logits
-    from ..training import distributed
-
-    if split in result.features:
-        return head_logits(result.head, result.features[split])
-    encoder = result.encoder or ctx.encoder
-    model = TaskModel(encoder, result.head, ctx.task.level)
-    tokens = ctx.prepared[split].tokens
-    return distributed.gather_rows(len(tokens), lambda idx: batched_logits(
-        model, encoder, tokens.subset(idx), 256, "fp32"))
-
-
 class Strategy:
     name: ClassVar[str]
+    summary: ClassVar[str] = ""  # what trains, in a few words (help, advise)
+    Options: ClassVar[type[StrategyOptions]] = StrategyOptions
     epochs: ClassVar[int]
     lr: ClassVar[float]
     batch_size: ClassVar[int]
+    step_floor: ClassVar[bool] = False  # default epochs raised so a small train set gets MIN_STEPS steps
+    # --budget ladder: rungs are tried by rank, cheapest first (None: not a rung)
+    ladder_rank: ClassVar[int | None] = None
+    # the advisor (--strategy auto without --budget) picks, among the strategies that apply and fit the
+    # budget, the one of highest auto_rank whose min_per_class the smallest class meets (None: never picked)
+    auto_rank: ClassVar[int | None] = None
+    min_per_class: ClassVar[int] = 0
+    max_per_class: ClassVar[int | None] = None  # the ladder skips it above this smallest class (None: no limit)
+    frozen_features: ClassVar[bool] = False  # the encoder stays frozen and is pooled once (--layer best)
+    trains: ClassVar[bool] = True  # False: nothing is fitted to the examples (the ladder always runs one that is)
 
     def run(self, ctx: RunContext) -> StrategyResult:
         raise NotImplementedError
 
-    step_floor: ClassVar[bool] = False  # default epochs raised so a small train set gets MIN_STEPS steps
+    # ---- what the advisor and the ladder ask ------------------------------------------------------------
+    @classmethod
+    def applies(cls, task: Task, cfg: TrainConfig, smallest_class: int | None) -> str | None:
+        """Why this strategy cannot run on this task and data, or None when it can."""
+        return None
+
+    @classmethod
+    def estimate(cls, facts: CostFacts) -> Estimate:
+        """Time, peak memory and trainable parameters of a run on ``facts``."""
+        raise NotImplementedError
+
+    @classmethod
+    def epochs_for(cls, facts: CostFacts) -> int:
+        """The epochs a run on ``facts`` would train (the user's, the task's, or this strategy's default)."""
+        if facts.options is None:
+            return cls.epochs
+        return cls().hyper(facts.options, facts.task, facts.train_examples)[0]
+
+    @classmethod
+    def options(cls, cfg: TrainConfig) -> StrategyOptions:
+        """This strategy's options, as the run's config holds them."""
+        return cls.Options(**{k: getattr(cfg, k) for k in cls.Options.model_fields})
 
     def hyper(self, cfg: TrainConfig, task: Task | None = None, n_train: int | None = None) -> tuple[int, float, int]:
         """Epochs, learning rate and batch size: the user's when given, else the task's for this
@@ -140,27 +241,59 @@ class Strategy:
             epochs = max(epochs, min(MAX_FLOOR_EPOCHS, -(-MIN_STEPS // steps_per_epoch)))
         return epochs, lr, batch_size
 
+    # ---- what its model folder holds ----------------------------------------------------------------
+    @classmethod
+    def write_encoder(cls, encoder: Encoder, folder: Path, trained: bool) -> dict:
+        """Write the encoder into ``folder`` (a model folder's ``encoder/``); returns what enctune.json should
+        add. An encoder that did not train keeps its source's files, linked rather than written again."""
+        if trained or not link_encoder_files(encoder.source, folder):
+            encoder.model.save_pretrained(folder, safe_serialization=True)
+        return {}
 
-STRATEGIES: dict[str, type[Strategy]] = {}
+    @classmethod
+    def read_encoder(cls, encoder: Encoder, model_folder: Path, meta: dict, precision: str) -> None:
+        """Put back on a loaded encoder what ``write_encoder`` kept beside it (nothing, by default)."""
+
+    @classmethod
+    def plain_encoder(cls, encoder: Encoder) -> bool:
+        """Turn the encoder into a plain network of the source's architecture, for export (nothing to do by
+        default); True when something changed."""
+        return False
 
 
-def register(cls: type[Strategy]) -> type[Strategy]:
-    STRATEGIES[cls.name] = cls
-    return cls
+def link_encoder_files(source: str, dst: Path) -> bool:
+    """The config and safetensors weights of an encoder that did not change, linked (or copied) from its source
+    folder rather than serialised again. False when the source has no safetensors."""
+    src = Path(source)
+    weights = sorted(src.glob("*.safetensors")) if src.is_dir() else []
+    if not weights or not (src / "config.json").is_file():
+        return False
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in [src / "config.json", *weights, *src.glob("*.safetensors.index.json")]:
+        try:
+            os.link(f, dst / f.name)  # same bytes, no copy: safetensors files are never modified in place
+        except OSError:
+            shutil.copy2(f, dst / f.name)
+    return True
 
 
-def require_single_text_classify(task: Task, strategy: str, what: str) -> None:
-    """UserError unless ``task`` classifies one input per example (zeroshot and fewshot compare each
-    example's single pooled vector with labels or with other examples)."""
-    if task.name != "classify":
-        raise UserError(f"--strategy {strategy} {what}: only for the classify task, not '{task.name}'. "
-                        "Use --strategy probe or full.")
+def one_input_classes(task: Task, strategy: str, what: str) -> str | None:
+    """Why ``task`` is not one class per example from one input (what zeroshot and fewshot compare), or None."""
+    if task.label_space != "classes":
+        return (f"--strategy {strategy} {what}: only for tasks with one class per example, not '{task.name}'. "
+                "Use --strategy probe or full.")
     if task.pair_mode == "bi":
-        raise UserError(f"--strategy {strategy} takes one input per example; text pairs encoded apart (--pair-mode "
-                        "bi) give two. Use --pair-mode cross, or --strategy probe or full.")
+        return (f"--strategy {strategy} takes one input per example; text pairs encoded apart (--pair-mode bi) "
+                "give two. Use --pair-mode cross, or --strategy probe or full.")
+    return None
 
 
-def count_params(module: nn.Module) -> tuple[int, int]:
+def count_params(module) -> tuple[int, int]:
     total = sum(p.numel() for p in module.parameters())
     trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
     return trainable, total
+
+
+def layers_trained(n_layers: int, unfreeze: int | None) -> int:
+    """The top layers ``partial`` trains: ``unfreeze``, or a third of them (at least one)."""
+    return unfreeze or max(1, math.ceil(max(n_layers, 1) / 3))

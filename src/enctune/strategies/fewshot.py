@@ -43,20 +43,23 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
-from torch.utils.data import DataLoader
+from pydantic import Field
 
 from .. import progress
 from ..errors import UserError
-from ..model import TaskModel
-from ..training.batching import ShuffledBatches
-from ..training.distributed import sum_int
-from ..training.loop import LoopResult, fit
-from .base import RunContext, Strategy, StrategyResult, count_params, register, require_single_text_classify
+from .base import (
+    CostFacts,
+    Estimate,
+    RunContext,
+    Strategy,
+    StrategyOptions,
+    StrategyResult,
+    count_params,
+    one_input_classes,
+)
 from .full import non_embedding_params
 from .probe import ProbeStrategy, train_head
+from .registry import register
 
 PAIRS_PER_EXAMPLE = 20
 MIN_PAIRS = 200
@@ -135,20 +138,6 @@ def sample_pairs(labels, n_pairs: int, seed: int) -> tuple[np.ndarray, np.ndarra
     return a[order], b[order], t[order]
 
 
-class PairCosine(nn.Module):
-    """The pair phase's head: TaskModel hands it [u; v] (B, 2H) for texts encoded apart; it returns
-    cos(u, v) (B,), computed in fp32 (bf16's 8 bits of mantissa would round away the small
-    differences of cosine the loss is made of)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        u, v = x.float().chunk(2, dim=-1)
-        return F.cosine_similarity(u, v, dim=-1)
-
-
-def pair_loss(cos: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return F.mse_loss(cos, target)
-
-
 def centroid_accuracy(encoder, train_tokens, train_y: np.ndarray, val_tokens, val_y: np.ndarray,
                       precision: str) -> float:
     """Validation accuracy of the nearest class centroid (cosine) of the train examples' vectors."""
@@ -163,18 +152,40 @@ def centroid_accuracy(encoder, train_tokens, train_y: np.ndarray, val_tokens, va
     return float((pred == val_y).mean())
 
 
+class FewshotOptions(StrategyOptions):
+    fewshot_pairs: int | None = Field(None, ge=2, description="fewshot: contrastive pairs to draw [20 per example, "
+                                                              f"{MIN_PAIRS}-{MAX_PAIRS}]")
+
+
 @register
 class FewshotStrategy(Strategy):
     name = "fewshot"
+    summary = "the encoder on pairs of examples (same label: similar, different: dissimilar), then a head"
+    Options = FewshotOptions
     epochs = 1  # over the pairs
     lr = 2e-5
     batch_size = 16
     description = "pair tuning"
+    ladder_rank = 30
+    max_per_class = 64  # the ladder tries it when the smallest class has at most this many examples
+
+    @classmethod
+    def applies(cls, task, cfg, smallest_class):
+        return one_input_classes(task, "fewshot", "tunes the encoder on pairs of same- and different-label examples")
+
+    @classmethod
+    def estimate(cls, facts: CostFacts) -> Estimate:
+        """Each pair is two texts through a training step, then one frozen pass over every split."""
+        pairs = pair_count(facts.train_examples, getattr(facts.options, "fewshot_pairs", None))
+        per_text = facts.train_tokens / max(facts.train_examples, 1)
+        return Estimate(cls.name, pairs * 2 * per_text / facts.rate() + facts.forward_seconds(),
+                        facts.weights_mb * 4 + facts.activations_mb, facts.params, "contrastive pairs, then a head")
 
     def run(self, ctx: RunContext) -> StrategyResult:
         task = ctx.task
-        require_single_text_classify(task, "fewshot", "tunes the encoder on pairs of same- and different-label "
-                                                      "examples")
+        why = self.applies(task, ctx.cfg, None)
+        if why:
+            raise UserError(why)
         if ctx.checkpoints is not None:
             raise UserError("--strategy fewshot trains in two short phases and writes no checkpoints: drop "
                             "--checkpoint-every / --resume.")
@@ -192,9 +203,17 @@ class FewshotStrategy(Strategy):
                               features=features, costs=costs)
 
     # ---- phase 1 -------------------------------------------------------------------------------
-    def tune_encoder(self, ctx: RunContext) -> tuple[LoopResult, dict]:
+    def tune_encoder(self, ctx: RunContext) -> tuple:
         """Train the encoder on balanced pairs (cosine target 1 same label, 0 different); returns the loop's
         record and the phase's costs."""
+        import torch
+        from torch.utils.data import DataLoader
+
+        from ..distributed import sum_int  # lazy: torch (~1.5 s)
+        from ..model import PairCosine, TaskModel, pair_loss  # lazy: torch (~1.5 s)
+        from ..training.batching import ShuffledBatches  # lazy: torch (~1.5 s)
+        from ..training.loop import fit  # lazy: torch (~1.5 s)
+
         cfg, enc = ctx.cfg, ctx.encoder
         epochs, lr, batch_size = self.hyper(cfg, ctx.task)
         tokens = ctx.tokens["train"]
@@ -269,14 +288,14 @@ class FewshotStrategy(Strategy):
             n_tokens += int(tok.lengths().sum())
         return out, n_tokens
 
-    def train_head(self, ctx: RunContext, features: dict[str, np.ndarray]) -> tuple[nn.Module, LoopResult]:
+    def train_head(self, ctx: RunContext, features: dict[str, np.ndarray]) -> tuple:
         """The task's head on fixed features, as ``probe`` trains it (its settings for this task)."""
         d = ctx.task.defaults.get("probe", {})
         return train_head(ctx, features, d.get("epochs", ProbeStrategy.epochs), d.get("lr", ProbeStrategy.lr),
                           d.get("batch_size", ProbeStrategy.batch_size))
 
 
-def merge_results(pairs: LoopResult, head: LoopResult) -> LoopResult:
+def merge_results(pairs, head):
     """The head's record (its history is what picked the weights kept), with the time, rows and tokens of
     the pair phase added so that the run's training costs count both phases."""
     head.seconds += pairs.seconds

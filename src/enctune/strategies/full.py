@@ -13,15 +13,11 @@ from __future__ import annotations
 
 import re
 
-import torch
-from torch.utils.data import DataLoader
+from pydantic import Field
 
-from ..model import TaskModel, batched_logits
-from ..training.batching import LengthBucketSampler
-from ..training.distributed import gather_rows, rank_world
-from ..training.loop import fit
 from ..training.memory import Shape, check_fits
-from .base import RunContext, Strategy, StrategyResult, count_params, register
+from .base import CostFacts, Estimate, RunContext, Strategy, StrategyOptions, StrategyResult, count_params
+from .registry import register
 
 _LAYER = re.compile(r"\.(?:layer|layers|h|block|blocks)\.(\d+)\.")
 _EMBEDDING = re.compile(r"embed|\.wte\.|\.wpe\.")
@@ -43,7 +39,7 @@ def layer_depth(name: str, n_layers: int) -> int:
     return n_layers + 1
 
 
-def layer_lr_scales(model: torch.nn.Module, n_layers: int, decay: float | None) -> dict[str, float] | None:
+def layer_lr_scales(model, n_layers: int, decay: float | None) -> dict[str, float] | None:
     if decay is None or decay == 1.0:
         return None
     return {name: decay ** (n_layers + 1 - layer_depth(name, n_layers))
@@ -63,15 +59,34 @@ def _activation_checkpointing(model, on: bool) -> None:
         model.gradient_checkpointing_disable()
 
 
+class FullOptions(StrategyOptions):
+    layer_lr_decay: float | None = Field(None, gt=0, le=1, description="partial/full: learning rate x this per "
+                                                                       "layer down (e.g. 0.8)")
+
+
 @register
 class FullStrategy(Strategy):
     name = "full"
+    summary = "every encoder parameter (but the word embeddings) and the head"
+    Options = FullOptions
     epochs = 3
     lr = 1e-4
     batch_size = 32
     step_floor = True
+    ladder_rank = 60
+    auto_rank = 30
+    min_per_class = 16  # fewer examples in a class: 22M parameters move on noise, a frozen encoder overfits less
 
-    def select_trainable(self, ctx: RunContext, model: TaskModel) -> None:
+    @classmethod
+    def estimate(cls, facts: CostFacts) -> Estimate:
+        """epochs x tokens at the full fine-tuning rate, plus the evaluation passes; AdamW holds gradient and
+        two moments (12 bytes) per trained parameter; the word embeddings (about two layers' worth) stay."""
+        per_layer = facts.params / (max(facts.layers, 1) + 2)
+        trained = facts.params - 2 * per_layer
+        return Estimate(cls.name, cls.epochs_for(facts) * facts.train_tokens / facts.rate() + facts.forward_seconds() / 3,
+                        facts.weights_mb + trained * 12 / 2**20 + facts.activations_mb, int(trained))
+
+    def select_trainable(self, ctx: RunContext, model) -> None:
         """Set ``requires_grad`` on what trains. Full: everything but (by default) the word embeddings."""
         for p in model.parameters():
             p.requires_grad_(True)
@@ -83,12 +98,20 @@ class FullStrategy(Strategy):
             if emb is not None:
                 emb.weight.requires_grad_(False)
 
-    def costs(self, ctx: RunContext, model: TaskModel, tokens: int) -> dict:
+    def costs(self, ctx: RunContext, model, tokens: int) -> dict:
         trainable, total = count_params(model)
         return {"trainable_params": trainable, "total_params": total,
                 "train_flops_estimate": 6 * non_embedding_params(ctx.encoder) * tokens}
 
     def run(self, ctx: RunContext) -> StrategyResult:
+        import torch
+        from torch.utils.data import DataLoader
+
+        from ..distributed import gather_rows, rank_world  # lazy: torch (~1.5 s)
+        from ..model import TaskModel, batched_logits  # lazy: torch (~1.5 s), like everything that trains
+        from ..training.batching import LengthBucketSampler  # lazy: torch (~1.5 s)
+        from ..training.loop import fit  # lazy: torch (~1.5 s)
+
         cfg, task = ctx.cfg, ctx.task
         epochs, lr, batch_size = self.hyper(cfg, task, len(ctx.splits.train))
         head, _ = ctx.build_head()

@@ -15,7 +15,6 @@ sentence encoder trained with a cosine objective (the default encoder) was train
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from ..errors import UserError
 
@@ -74,9 +73,11 @@ def label_embeddings(encoder, task, spec: str | None, template: str | None,
     return np.stack(out).astype(np.float32)
 
 
-def init_head_from_labels(head: torch.nn.Module, embeddings: np.ndarray) -> None:
+def init_head_from_labels(head, embeddings: np.ndarray) -> None:
     """Set a cosine head's class vectors to the label embeddings (bias 0)."""
-    from ..tasks.base import CosineLinear
+    import torch
+
+    from ..tasks.heads import CosineLinear  # lazy: torch (~1.5 s)
 
     layer = next(m for m in head.modules() if isinstance(m, CosineLinear))
     with torch.no_grad():

@@ -1,12 +1,12 @@
 """``auto --budget``: climb a ladder of strategies, cheapest first, until the time budget is spent.
 
-The rungs are tried in order of cost: ``zeroshot`` (classification with labels that say
-something in words), ``probe``, then ``fewshot`` (when the smallest class has at most
-FEWSHOT_MAX_PER_CLASS examples), ``lora``, ``partial`` and ``full``. Each rung starts from
-the pre-trained encoder (a fresh copy), trains until it finishes or the budget's deadline
-passes (the loop then stops and keeps its best weights), and is scored on validation. A rung
-whose estimated time exceeds what is left is skipped, except the first trainable one. The
-best validation score wins (ties go to the cheaper rung); every rung's score, wall time and
+The rungs are the registered strategies with a ``ladder_rank`` that apply to the task and data
+(``zeroshot`` only when the labels say something in words, ``fewshot`` only when the smallest
+class has at most its ``max_per_class`` examples), in rank order. Each rung starts from the
+pre-trained encoder (a fresh copy), trains until it finishes or the budget's deadline passes
+(the loop then stops and keeps its best weights), and is scored on validation. A rung whose
+estimated time exceeds what is left is skipped, except the first trainable one. The best
+validation score wins (ties go to the cheaper rung); every rung's score, wall time and
 trainable parameters go into the run's ``strategy_table``.
 """
 
@@ -17,53 +17,47 @@ import dataclasses
 import time
 
 from .. import progress
-from .advisor import FEWSHOT_MAX_PER_CLASS, Estimate, smallest_class
-from .base import STRATEGIES, RunContext, StrategyResult, split_outputs
+from .advisor import smallest_class
+from .base import Estimate, RunContext, StrategyResult
+from .registry import STRATEGIES, ladder
 
 
 def rungs(ctx: RunContext) -> list[str]:
-    from .labels import has_descriptions
-
-    task = ctx.task
-    out = []
-    if task.name == "classify" and has_descriptions(task, ctx.cfg.labels) and ctx.task.pair_mode != "bi":
-        out.append("zeroshot")
-    if task.level == "sequence":
-        out.append("probe")
-    smallest = smallest_class(task, ctx.splits.train)
-    if task.name == "classify" and smallest is not None and smallest <= FEWSHOT_MAX_PER_CLASS \
-            and task.pair_mode != "bi":
-        out.append("fewshot")
-    out += ["lora", "partial", "full"]
-    return [r for r in out if r in STRATEGIES]
+    """The strategies the ladder tries on this run's task and data, cheapest first."""
+    smallest = smallest_class(ctx.task, ctx.splits.train)
+    fits = [name for name, cls in STRATEGIES.items() if cls.applies(ctx.task, ctx.cfg, smallest) is None
+            and (cls.max_per_class is None or (smallest is not None and smallest <= cls.max_per_class))]
+    return ladder(fits)
 
 
-def run_ladder(ctx: RunContext, budget_seconds: float,
-               est: dict[str, Estimate]) -> tuple[StrategyResult, str, str, list[dict]]:
-    """(best result, its strategy, why, the table of every rung)."""
+def run_ladder(ctx: RunContext, budget_seconds: float, est: dict[str, Estimate],
+               outputs) -> tuple[StrategyResult, str, str, list[dict]]:
+    """(best result, its strategy, why, the table of every rung); ``outputs(result, ctx, split)`` gives a
+    result's model outputs on a split (the evaluation step's)."""
     start = time.monotonic()
     deadline = start + budget_seconds
     best: tuple[float, StrategyResult, str] | None = None
     table: list[dict] = []
     for name in rungs(ctx):
+        cls = STRATEGIES[name]
         left = deadline - time.monotonic()
         guess = est.get(name)
         row = {"strategy": name, "estimated_seconds": round(guess.seconds, 1) if guess else None}
-        first_trainable = best is None or (name != "zeroshot" and all(r["strategy"] == "zeroshot"
-                                                                        for r in table if "score" in r))
+        trained_before = any("score" in r and STRATEGIES[r["strategy"]].trains for r in table)
+        first_trainable = best is None or (cls.trains and not trained_before)
         if left <= 0 or (guess is not None and guess.seconds > left and not first_trainable):
             table.append({**row, "status": "skipped: the budget is spent" if left <= 0 else
                           f"skipped: estimated {guess.seconds:.0f} s > {left:.0f} s left"})
             continue
         progress.info(f"ladder: {name} ({left:.0f} s of the budget left)")
         # every rung starts from the pre-trained encoder; rungs that train change their own copy
-        encoder = ctx.encoder if name in ("zeroshot", "probe") else copy.deepcopy(ctx.encoder)
+        encoder = ctx.encoder if cls.frozen_features else copy.deepcopy(ctx.encoder)
         sub = dataclasses.replace(ctx, encoder=encoder, checkpoints=None, deadline=deadline)
         t0 = time.monotonic()
-        result = STRATEGIES[name]().run(sub)
+        result = cls().run(sub)
         result.encoder = result.encoder or encoder
         seconds = time.monotonic() - t0
-        score = ctx.score(split_outputs(result, ctx, "validation"))
+        score = ctx.score(outputs(result, ctx, "validation"))
         table.append({**row, "score": round(score, 6), "seconds": round(seconds, 1),
                       "trainable_params": result.costs.get("trainable_params"),
                       "status": "stopped at the budget" if result.loop.out_of_time else "finished"})

@@ -27,20 +27,27 @@ non-embedding parameters; the optimizer holds state for the adapters only. Optio
 
 from __future__ import annotations
 
+import shutil
+import sys
 import warnings
+from pathlib import Path
 
-from torch import nn
+from pydantic import Field
 
 from ..errors import UserError
-from ..model import TaskModel
-from ..model_folder import ADAPTER_PREFIX
-from .base import RunContext, register
+from .base import CostFacts, Estimate, RunContext, StrategyOptions, link_encoder_files
 from .full import FullStrategy, layer_depth, non_embedding_params
+from .registry import register
+
+ADAPTER_DIR = "adapter"
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+ADAPTER_PREFIX = "lora_"  # PEFT's name for every LoRA parameter (lora_A, lora_B, lora_embedding_A, ...)
 
 
-def projections(model: nn.Module, n_layers: int) -> dict[str, nn.Module]:
+def projections(model, n_layers: int) -> dict:
     """Full module name -> module, for every linear projection LoRA can adapt in the transformer blocks
     (the pooler excluded); every linear module of the network when no blocks are recognised."""
+    from torch import nn
     from transformers.pytorch_utils import Conv1D
 
     linear = {name: m for name, m in model.named_modules()
@@ -50,7 +57,7 @@ def projections(model: nn.Module, n_layers: int) -> dict[str, nn.Module]:
     return in_blocks or linear
 
 
-def target_modules(model: nn.Module, n_layers: int, targets: str | None) -> list[str]:
+def target_modules(model, n_layers: int, targets: str | None) -> list[str]:
     """Full names of the modules to adapt: every projection, or those named by ``targets`` (leaf names
     like ``query``, or dotted suffixes like ``attention.self.query``), in the network's order."""
     found = projections(model, n_layers)
@@ -72,11 +79,32 @@ def target_modules(model: nn.Module, n_layers: int, targets: str | None) -> list
     return [name for name in found if name in chosen]
 
 
+class LoraOptions(StrategyOptions):
+    lora_r: int = Field(8, ge=1, le=1024, description="lora: adapter rank")
+    lora_alpha: float = Field(16.0, gt=0, description="lora: scaling alpha")
+    lora_dropout: float = Field(0.1, ge=0, lt=1, description="lora: adapter dropout")
+    lora_targets: str | None = Field(None, description="lora: comma-separated module names [every linear layer "
+                                                       "of the encoder blocks]")
+
+
 @register
 class LoraStrategy(FullStrategy):
     name = "lora"
+    summary = "low-rank adapters on the attention and feed-forward projections, and the head"
+    Options = LoraOptions
     lr = 5e-4  # adapters start at zero and are few: they need a larger step than full fine-tuning
     description = "LoRA fine-tuning"
+    ladder_rank = 40
+    auto_rank = None  # the advisor picks full, partial or probe; lora is chosen by the user or the ladder
+
+    @classmethod
+    def estimate(cls, facts: CostFacts) -> Estimate:
+        """The forward pass and an activation-only backward pass (~0.7 of full's cost per token); optimizer
+        state for rank-r adapters on ~6 projections per layer."""
+        r = getattr(facts.options, "lora_r", 8) or 8
+        adapters = int(max(facts.layers, 1) * 6 * 2 * r * facts.hidden)
+        return Estimate(cls.name, cls.epochs_for(facts) * facts.train_tokens * 0.7 / facts.rate() + facts.forward_seconds() / 3,
+                        facts.weights_mb + facts.activations_mb, adapters, f"rank-{r} adapters")
 
     def wrap_encoder(self, ctx: RunContext) -> None:
         """Replace the encoder's network with a PEFT model that adds the adapters (base weights shared)."""
@@ -97,12 +125,111 @@ class LoraStrategy(FullStrategy):
             warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
             enc.model = get_peft_model(enc.model, config)
 
-    def select_trainable(self, ctx: RunContext, model: TaskModel) -> None:
+    def select_trainable(self, ctx: RunContext, model) -> None:
         """The adapters train; every pre-trained encoder weight stays frozen (the head is set by ``run``)."""
         for name, p in model.encoder.named_parameters():
             p.requires_grad_(ADAPTER_PREFIX in name)
 
-    def costs(self, ctx: RunContext, model: TaskModel, tokens: int) -> dict:
+    def costs(self, ctx: RunContext, model, tokens: int) -> dict:
         costs = super().costs(ctx, model, tokens)
         costs["train_flops_estimate"] = 4 * non_embedding_params(ctx.encoder) * tokens
         return costs
+
+    # ---- the model folder: the base weights linked from the source, the adapters beside them --------------
+    @classmethod
+    def write_encoder(cls, encoder, folder: Path, trained: bool) -> dict:
+        """The frozen base (the source's files, linked; or saved without the adapters when the source has no
+        safetensors) in ``folder``, and the adapters alone in ``adapter/`` beside it."""
+        if not is_adapted(encoder.model):  # merged already (export --merge): a plain encoder
+            return super().write_encoder(encoder, folder, trained)
+        if not link_encoder_files(encoder.source, folder):
+            _save_base(encoder.model, folder)
+        _save_adapter(encoder.model, folder.parent / ADAPTER_DIR)
+        return {"adapter": ADAPTER_DIR}
+
+    @classmethod
+    def read_encoder(cls, encoder, model_folder: Path, meta: dict, precision: str) -> None:
+        """Put the adapters back on the base weights (int8 replaces every linear layer, the adapters' too:
+        then fold B A into W first)."""
+        adapter = adapter_folder(model_folder, meta)
+        if adapter is None:
+            return
+        encoder.model = load_adapter(encoder.model, adapter)
+        if precision == "int8":
+            encoder.model = encoder.model.merge_and_unload()
+
+    @classmethod
+    def plain_encoder(cls, encoder) -> bool:
+        """Fold the adapters into the weights, in place: W <- W + (alpha / r) B A for each adapted layer, which
+        leaves the plain transformers network computing the same function. False without adapters."""
+        if not is_adapted(encoder.model):
+            return False
+        encoder.model = encoder.model.merge_and_unload()
+        return True
+
+
+def is_adapted(model) -> bool:
+    """Whether ``model`` is a PEFT ``PeftModel`` (a base network with adapters); peft is not imported here:
+    when nothing has imported it, no model can be one."""
+    peft = sys.modules.get("peft")
+    return peft is not None and isinstance(model, peft.PeftModel)
+
+
+def _save_base(model, dst: Path) -> None:
+    """The base network under a PeftModel, saved without its adapters: PEFT wraps each adapted layer, so
+    its weights appear as ``<layer>.base_layer.weight`` beside ``<layer>.lora_A...``; keep the former under
+    the layer's own name and drop the latter."""
+    base = model.get_base_model()
+    state = {k.replace(".base_layer.", "."): v for k, v in base.state_dict().items() if ADAPTER_PREFIX not in k}
+    base.save_pretrained(dst, state_dict=state, safe_serialization=True)
+
+
+def _save_adapter(model, dst: Path) -> None:
+    """The adapters alone: adapter_config.json and adapter_model.safetensors (PEFT's model card is dropped)."""
+    model.save_pretrained(dst, safe_serialization=True)
+    for f in dst.iterdir():
+        if f.is_dir():
+            shutil.rmtree(f)
+        elif f.name not in ADAPTER_FILES:
+            f.unlink()
+
+
+def adapter_folder(folder: Path, meta: dict) -> Path | None:
+    """The model folder's adapter folder (a LoRA run's), or None; UserError when it is named but unusable."""
+    name = meta.get("adapter")
+    if name is None:
+        if not (folder / ADAPTER_DIR).is_dir():
+            return None
+        name = ADAPTER_DIR
+    if not isinstance(name, str) or Path(name).name != name or name in (".", ".."):
+        raise UserError(f"{folder / 'enctune.json'}: 'adapter' must name a folder inside the model folder, "
+                        f"not {name!r}.")
+    d = folder / name
+    if not (d / "adapter_config.json").is_file():
+        raise UserError(f"{d / 'adapter_config.json'}: missing; the model folder is damaged.")
+    if not (d / "adapter_model.safetensors").is_file():
+        pickles = sorted(d.glob("*.bin")) + sorted(d.glob("*.pt"))
+        if pickles:
+            raise UserError(f"{pickles[0]}: adapter weights in a pickle file are not read (only "
+                            "adapter_model.safetensors is); convert them to safetensors.")
+        raise UserError(f"{d / 'adapter_model.safetensors'}: missing; the model folder is damaged.")
+    return d
+
+
+def load_adapter(model, adapter: Path):
+    """``model`` with the adapters in ``adapter`` put on top (a PEFT PeftModel, inference mode)."""
+    from peft import PeftModel
+
+    from ..encoders.encoder import hf_quiet  # lazy: the encoder module imports torch (~1.5 s)
+
+    try:
+        with hf_quiet(), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            adapted = PeftModel.from_pretrained(model, str(adapter), is_trainable=False)
+    except Exception as e:
+        raise UserError(f"{adapter}: the adapters do not load onto the encoder ({type(e).__name__}: {e}).") from None
+    # PEFT only warns when the file lacks weights for some adapted layer (they would stay at B = 0): refuse
+    missing = [str(w.message) for w in caught if "missing adapter keys" in str(w.message)]
+    if missing:
+        raise UserError(f"{adapter / 'adapter_model.safetensors'}: does not fit adapter_config.json ({missing[0]}).")
+    return adapted

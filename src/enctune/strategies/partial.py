@@ -8,25 +8,43 @@ layers only. ``--unfreeze-layers k`` (default: a third of the layers, at least o
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from ..errors import UserError
-from ..model import TaskModel
-from .base import RunContext, register
-from .full import FullStrategy, layer_depth
+from .base import CostFacts, Estimate, RunContext, layers_trained
+from .full import FullOptions, FullStrategy, layer_depth
+from .registry import register
 
 
-def default_unfrozen(n_layers: int) -> int:
-    return max(1, -(-n_layers // 3))
+class PartialOptions(FullOptions):
+    unfreeze_layers: int | None = Field(None, ge=1, le=1000, description="partial: top layers that train "
+                                                                          "[a third of them]")
 
 
 @register
 class PartialStrategy(FullStrategy):
     name = "partial"
+    summary = "the top k encoder layers and the head (--unfreeze-layers k, default a third)"
+    Options = PartialOptions
     lr = 2e-4
     description = "partial fine-tuning"
+    ladder_rank = 50
+    auto_rank = 20
 
-    def select_trainable(self, ctx: RunContext, model: TaskModel) -> None:
+    @classmethod
+    def estimate(cls, facts: CostFacts) -> Estimate:
+        """The forward pass plus the backward pass of k of L layers; optimizer state for those k."""
+        layers = max(facts.layers, 1)
+        k = layers_trained(facts.layers, getattr(facts.options, "unfreeze_layers", None))
+        trained = facts.params / (layers + 2) * k
+        return Estimate(cls.name, cls.epochs_for(facts) * facts.train_tokens * (1 + 2 * k / layers) / (3 * facts.rate())
+                        + facts.forward_seconds() / 3,
+                        facts.weights_mb + trained * 12 / 2**20 + facts.activations_mb * k / layers, int(trained),
+                        f"top {k} of {layers} layers")
+
+    def select_trainable(self, ctx: RunContext, model) -> None:
         n = ctx.encoder.num_layers
-        k = ctx.cfg.unfreeze_layers or default_unfrozen(n)
+        k = layers_trained(n, ctx.cfg.unfreeze_layers)
         if n < 1:
             raise UserError("--strategy partial: this encoder has no layers to unfreeze; use full or probe.")
         if k > n:

@@ -9,27 +9,21 @@ for many epochs in seconds on the features; encoder cost is 2 N FLOPs per token,
 from __future__ import annotations
 
 import time
+from typing import Literal
 
 import numpy as np
-import torch
-from torch.nn.utils import parameters_to_vector, vector_to_parameters
-from torch.utils.data import DataLoader
+from pydantic import Field
 
 from .. import progress
-from ..data import Examples
-from ..encoders import Encoder, Tokenized
-from ..encoders.cache import cached_features
-from ..errors import UserError
-from ..model import HeadModel, head_logits
-from ..training.batching import ShuffledBatches
-from ..training.loop import LoopResult, fit
-from .base import RunContext, Strategy, StrategyResult, count_params, register
+from ..optim import lbfgs
+from .base import CostFacts, Estimate, RunContext, Strategy, StrategyOptions, StrategyResult, count_params
 from .full import non_embedding_params
+from .registry import register
 
 PRIOR_STRENGTH = 256.0  # examples' worth of belief in a head started from label descriptions
 
 
-def prior_loss(loss_fn, head: torch.nn.Module, n_train: int):
+def prior_loss(loss_fn, head, n_train: int):
     """The task loss plus a Gaussian prior that pulls a label-initialised head back toward its start:
 
         loss + (PRIOR_STRENGTH / n) * ||theta - theta_0||^2 / ||theta_0||^2
@@ -49,12 +43,13 @@ def prior_loss(loss_fn, head: torch.nn.Module, n_train: int):
     return loss
 
 
-def pooled_features(enc: Encoder, examples: dict[str, Examples | None], tokens: dict[str, Tokenized],
-                    precision: str) -> tuple[dict[str, np.ndarray], int, int]:
+def pooled_features(enc, examples: dict, tokens: dict, precision: str) -> tuple[dict[str, np.ndarray], int, int]:
     """The frozen encoder's pooled vector (at its layer and pooling) for every split that has examples:
     (split -> (N, H) or (N, 2H) for pairs encoded apart, cache hits, tokens encoded). Read from the
     on-disk cache when there, else computed and stored; an encoder with a ``template`` keys the cache
     by the wrapped texts, which are what it encodes."""
+    from ..encoders.cache import cached_features  # lazy: the feature cache runs the encoder (torch, ~1.5 s)
+
     features, hits, tokens_encoded = {}, 0, 0
     tpl = enc.template
     for split, ex in examples.items():
@@ -80,10 +75,17 @@ def pooled_features(enc: Encoder, examples: dict[str, Examples | None], tokens: 
 
 
 def train_head(ctx: RunContext, features: dict[str, np.ndarray], epochs: int, lr: float, batch_size: int,
-               checkpoints=None) -> tuple[torch.nn.Module, LoopResult]:
+               checkpoints=None):
     """The task's head trained on fixed pooled features (B, H) through the loop: whole batches sliced out
     of the feature matrix, scored on validation features, started from the label descriptions (and
     held near them by ``prior_loss``) when the run has them."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from ..model import HeadModel, head_logits  # lazy: torch (~1.5 s), like everything that trains
+    from ..training.batching import ShuffledBatches  # lazy: torch (~1.5 s)
+    from ..training.loop import fit  # lazy: torch (~1.5 s)
+
     cfg, task = ctx.cfg, ctx.task
     head, label_emb = ctx.build_head()
     loss_fn = task.loss if label_emb is None else prior_loss(task.loss, head, len(features["train"]))
@@ -114,20 +116,27 @@ class L2Solver:
     parameters (W: its weight matrices; biases are not penalised). ``solve`` starts from the current
     parameters and leaves the solution in the head."""
 
-    def __init__(self, head: torch.nn.Module, loss_fn, x: torch.Tensor, y: torch.Tensor, on_eval=None):
+    def __init__(self, head, loss_fn, x, y, on_eval=None):
         self.head, self.loss_fn, self.x, self.y, self.on_eval = head, loss_fn, x, y, on_eval
         self.params = [p for p in head.parameters() if p.requires_grad]
         self.decayed = [p.ndim >= 2 for p in self.params]
         self.strength = 0.0
 
     def get(self) -> np.ndarray:
+        from torch.nn.utils import parameters_to_vector
+
         return parameters_to_vector(self.params).detach().double().numpy()
 
     def set(self, vec: np.ndarray) -> None:
+        import torch
+        from torch.nn.utils import vector_to_parameters
+
         with torch.no_grad():
             vector_to_parameters(torch.from_numpy(vec).float(), self.params)
 
     def objective(self, vec: np.ndarray) -> tuple[float, np.ndarray]:
+        import torch
+
         self.set(vec)
         for p in self.params:
             p.grad = None
@@ -144,8 +153,6 @@ class L2Solver:
         """Minimise at ``strength``; an ``optim.OptimizeResult`` (``fun``, ``nit``, ``x``)."""
         from threadpoolctl import threadpool_limits
 
-        from ..optim import lbfgs
-
         self.strength = strength
         was = self.head.training
         self.head.eval()  # dropout is minibatch noise: off for the full-batch objective
@@ -158,7 +165,7 @@ class L2Solver:
         return fit
 
 
-def solve_head(ctx: RunContext, features: dict[str, np.ndarray]) -> tuple[torch.nn.Module, LoopResult]:
+def solve_head(ctx: RunContext, features: dict[str, np.ndarray]):
     """The head fitted on the whole training set at once: for each L2 strength on ``L2_PATH`` (a penalty
     ``strength * ||W||^2`` on the weight matrices, added to the task's mean loss), L-BFGS to convergence,
     each solve starting from the previous one; the strength with the best validation score is kept.
@@ -168,6 +175,11 @@ def solve_head(ctx: RunContext, features: dict[str, np.ndarray]) -> tuple[torch.
     batch size, epoch count or seed to choose. ``history`` holds one evaluation per strength; ``losses``
     the objective along the iterations.
     """
+    import torch
+
+    from ..model import head_logits  # lazy: torch (~1.5 s)
+    from ..training.loop import LoopResult  # lazy: torch (~1.5 s)
+
     task = ctx.task
     head, _ = ctx.build_head()
     x, y = torch.from_numpy(features["train"]), ctx.targets["train"]
@@ -214,23 +226,42 @@ def use_solver(ctx: RunContext) -> bool:
     cfg = ctx.cfg
     if cfg.head_solver != "auto":
         return cfg.head_solver == "lbfgs"
-    from_labels = cfg.init_head == "labels" or (cfg.init_head == "auto" and cfg.labels is not None)
-    return not from_labels and not cfg.checkpoint_every and not cfg.resume
+    return not ctx.head_from_labels() and not cfg.checkpoint_every and not cfg.resume
+
+
+class ProbeOptions(StrategyOptions):
+    head_solver: Literal["auto", "lbfgs", "sgd"] = Field(
+        "auto", description="probe: lbfgs (the head solved on all of train at once, L2 chosen on validation), sgd "
+                            "(the training loop) or auto (lbfgs unless the head starts from --labels)")
 
 
 @register
 class ProbeStrategy(Strategy):
     name = "probe"
+    summary = "only the head, on pooled features of the frozen encoder, cached on disk"
+    Options = ProbeOptions
     epochs = 100
     lr = 1e-2
     batch_size = 128  # a linear head on fixed features: large batches, few optimizer steps
+    ladder_rank = 20
+    auto_rank = 10  # the advisor's last resort: it fits any budget and overfits least
+    frozen_features = True
+
+    @classmethod
+    def applies(cls, task, cfg, smallest_class):
+        if task.level != "sequence":
+            return (f"--strategy probe trains a head on cached pooled vectors; the '{task.name}' task needs a vector "
+                    "per token: use --strategy full.")
+        return None
+
+    @classmethod
+    def estimate(cls, facts: CostFacts) -> Estimate:
+        return Estimate(cls.name, facts.forward_seconds() + 5, facts.weights_mb + 300,
+                        facts.hidden * facts.labels + facts.labels, "one encoder pass, cached; the head trains in seconds")
 
     def run(self, ctx: RunContext) -> StrategyResult:
         cfg, enc, task = ctx.cfg, ctx.encoder, ctx.task
         epochs, lr, batch_size = self.hyper(cfg, task)
-        if task.level != "sequence":
-            raise UserError(f"--strategy probe trains a head on cached pooled vectors; the '{task.name}' task needs "
-                            "a vector per token: use --strategy full.")
         enc.freeze()
         named = {"train": ctx.splits.train, "validation": ctx.splits.validation, "test": ctx.splits.test}
         features, hits, tokens_encoded = pooled_features(enc, named, ctx.tokens, ctx.precision)
@@ -247,3 +278,7 @@ class ProbeStrategy(Strategy):
                  "train_flops_estimate": 2 * non_embedding_params(enc) * tokens_encoded if tokens_encoded else 0}
         return StrategyResult(head=head, loop=result, encoder_trained=False,
                               features={k: np.asarray(v) for k, v in features.items()}, costs=costs)
+
+    @classmethod
+    def write_encoder(cls, encoder, folder, trained):
+        return super().write_encoder(encoder, folder, False)  # frozen: the source's files, linked

@@ -40,40 +40,72 @@ verbaliser whose first sub-token is the unknown token.
 from __future__ import annotations
 
 import time
+from typing import Literal
 
 import numpy as np
-import torch
+from pydantic import Field
 
 from .. import progress
-from ..encoders import Encoder
-from ..encoders.encoder import hf_quiet
 from ..errors import UserError
-from ..model import head_logits
-from ..tasks.base import CLOZE_ACTIVATIONS
-from ..training.loop import LoopResult
-from .base import RunContext, Strategy, StrategyResult, register, require_single_text_classify
+from ..tasks.classify import CLOZE_ACTIVATIONS
+from .base import (
+    CostFacts,
+    Estimate,
+    RunContext,
+    Strategy,
+    StrategyOptions,
+    StrategyResult,
+    one_input_classes,
+)
 from .labels import has_descriptions, init_head_from_labels, label_embeddings, label_phrases
 from .probe import pooled_features
+from .registry import register
 
 CLOZE_TEMPLATE = "{} It was [MASK]."
 MASK_SPELLING = "[MASK]"  # how a template writes the mask whatever the tokenizer calls it
 CHECK_TEXTS = 8  # validation texts on which the copied cloze head must match the MLM model's logits
 
 
+class ZeroshotOptions(StrategyOptions):
+    zeroshot_mode: Literal["auto", "similarity", "cloze"] = Field(
+        "auto", description="zeroshot: similarity (to label descriptions), cloze (masked-LM encoders) or auto")
+
+
 @register
 class ZeroshotStrategy(Strategy):
     name = "zeroshot"
+    summary = "nothing: each text is scored by its similarity to each label's description (--labels, --template)"
+    Options = ZeroshotOptions
     epochs = 0
     lr = 0.0
     batch_size = 256
+    ladder_rank = 10
+    frozen_features = True
+    trains = False
+
+    @classmethod
+    def applies(cls, task, cfg, smallest_class):
+        if not task.zero_shot:
+            return f"--strategy zeroshot classifies from label descriptions; the '{task.name}' task cannot."
+        why = one_input_classes(task, "zeroshot", "classifies from label descriptions")
+        if why is None and not has_descriptions(task, cfg.labels):
+            why = (f"--strategy zeroshot: the labels ({', '.join(task.labels[:5])}) say nothing in words; describe "
+                   "them with --labels \"name: a phrase;name2: another\".")
+        return why
+
+    @classmethod
+    def estimate(cls, facts: CostFacts) -> Estimate:
+        return Estimate(cls.name, facts.eval_tokens / (3 * facts.rate()), facts.weights_mb + 200, 0)
 
     def run(self, ctx: RunContext) -> StrategyResult:
+        from ..model import head_logits  # lazy: torch (~1.5 s)
+        from ..training.loop import LoopResult  # lazy: torch (~1.5 s)
+
         cfg, task = ctx.cfg, ctx.task
         t0 = time.perf_counter()
-        require_single_text_classify(task, "zeroshot", "classifies from label descriptions")
-        if not has_descriptions(task, cfg.labels):
-            raise UserError(f"--strategy zeroshot: the labels ({', '.join(task.labels[:5])}) say nothing in words; "
-                            "describe them with --labels \"name: a phrase;name2: another\".")
+        why = self.applies(task, cfg, None)
+        if why:
+            raise UserError(why)
         mode = "cloze" if cfg.zeroshot_mode == "cloze" else "similarity"
         if mode == "cloze":
             encoder, head = cloze_model(ctx)
@@ -96,7 +128,7 @@ class ZeroshotStrategy(Strategy):
                               encoder=encoder if encoder is not ctx.encoder else None)
 
 
-def similarity_head(ctx: RunContext) -> torch.nn.Module:
+def similarity_head(ctx: RunContext):
     """The cosine head with the label descriptions' embeddings as class vectors, whatever --init-head says."""
     ctx.task.options["head"] = "cosine"
     head = ctx.task.build_head(ctx.encoder.hidden_size, ctx.cfg.dropout)
@@ -144,8 +176,10 @@ def verbaliser_ids(tokenizer, task, spec: str | None, template: str, source: str
     return out
 
 
-def _load_mlm(encoder: Encoder, trust_remote_code: bool):
+def _load_mlm(encoder, trust_remote_code: bool):
     from transformers import AutoModelForMaskedLM
+
+    from ..encoders.encoder import hf_quiet  # lazy: torch (~1.5 s)
 
     try:
         with hf_quiet():
@@ -166,6 +200,8 @@ def _load_mlm(encoder: Encoder, trust_remote_code: bool):
 def _mlm_parts(mlm, hidden: int):
     """(dense, layer norm, decoder weight (V, H), decoder bias (V,)) of the MLM head: the modules outside the
     base model. UserError when the head is not dense -> activation -> layer norm -> decoder."""
+    import torch
+
     prefix = mlm.base_model_prefix
     decoder = mlm.get_output_embeddings()
     head = [m for n, m in mlm.named_modules() if n and n != prefix and not n.startswith(prefix + ".")]
@@ -184,9 +220,14 @@ def _mlm_parts(mlm, hidden: int):
     return dense[0], norms[0], weight, bias
 
 
-def cloze_model(ctx: RunContext) -> tuple[Encoder, torch.nn.Module]:
+def cloze_model(ctx: RunContext) -> tuple:
     """A copy of the run's encoder with ``mask`` pooling and the cloze template, and the ClozeHead over it,
     its weights copied from the checkpoint's MLM head (see the module docstring)."""
+    import torch
+
+    from ..encoders.encoder import Encoder  # lazy: torch (~1.5 s)
+    from ..model import head_logits  # lazy: torch (~1.5 s)
+
     base, task, cfg = ctx.encoder, ctx.task, ctx.cfg
     if base.layer not in (-1, base.num_layers):
         raise UserError(f"--layer {base.layer}: the masked-LM head reads the last layer; drop --layer for "

@@ -1,33 +1,61 @@
-"""What every task provides: how it reads its rows, its head, loss, metrics and decoding.
+"""What every task provides: the rows it reads, what it can do, its head, loss, metrics and decoding.
 
-A task is one module in this package registered under its name in ``TASKS``. The loop
-and the strategies call only these methods, so a new task needs no edit elsewhere.
+A task is one module in this package; it registers itself (``@register``) and the package
+finds it (``tasks/__init__.py`` imports every module here), so a new task needs no edit
+elsewhere. The rest of enctune asks a task what it can do (the capability attributes below)
+and never compares its name.
 
 The path of one split through a task:
 
-    table --columns/read--> Examples --prepare(encoder)--> Prepared (model inputs + targets)
+    table --claims/infer_columns/read--> Examples --prepare(encoder)--> Prepared (model inputs + targets)
     model outputs --evaluate_outputs / decode_outputs--> metrics / one dict per example
 
 ``level`` says what the head sees: ``sequence`` (one pooled vector per example, (B, H);
 text pairs either encoded together, ``cross``, or apart, ``bi``, giving (B, 2H)) or
 ``token`` (every token's hidden state, (B, T, H)). Sequence-level tasks implement the
-compact trio ``metrics(logits, targets)``, ``score(logits, targets)`` and
-``decode(logits)``; token-level tasks override the ``*_outputs`` methods, which see the
+compact trio ``metrics(logits, targets)``, ``score(logits, targets)`` and ``decode(logits)``
+on NumPy arrays; token-level tasks override the ``*_outputs`` methods, which see the
 prepared inputs and the examples as well.
+
+Task modules import torch only inside the methods that train (``build_head``, ``loss``,
+``encode_labels``, ``collate_targets``): reading, detection, metrics and decoding run
+without it, so the ONNX predictor and the HTTP server decode through the same code as the
+PyTorch predictor without importing torch (about 1.5 s of start-up, see ARCHITECTURE.md).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
-import torch
-from torch import nn
+from pydantic import BaseModel, ConfigDict, model_validator
 
-from ..data.dataset import Columns, Examples, examples_from_table, infer_columns
-from ..data.readers import Table
+from ..data import Columns, Examples, Table, examples_from_table, infer_columns
 from ..errors import UserError
+
+# the task constructor's arguments that enctune.json holds outside task_options: a second value is a TypeError
+RESERVED_OPTIONS = frozenset({"labels", "label_type", "class_weights", "pair_mode"})
+
+
+class TaskOptions(BaseModel):
+    """A model folder's ``task_options``: what the task is built with beyond its labels, as ``config()``
+    writes them. Strict (a wrong JSON type is refused, never converted) and open (flags given at training that
+    the task does not use are kept there and do nothing); a task types its own options by subclassing."""
+
+    model_config = ConfigDict(strict=True, extra="allow")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_clash(cls, data):
+        clash = sorted(RESERVED_OPTIONS & set(data)) if isinstance(data, dict) else []
+        if clash:
+            raise ValueError(f"{clash[0]!r} is not an option (it is a field of enctune.json itself)")
+        return data
+
+    def check_labels(self, n_labels: int) -> None:
+        """ValueError when an option sized by the labels has another size."""
 
 
 @dataclass
@@ -42,10 +70,31 @@ class Prepared:
         return len(self.tokens)
 
 
+@dataclass
+class ColumnHints:
+    """The columns the user named (None: found by name), which detection takes into account."""
+
+    text: str | None = None
+    pair: str | None = None
+    label: str | None = None
+
+
 class Task:
     name: ClassVar[str]
     primary_metric: ClassVar[str]
     level: ClassVar[str] = "sequence"
+    # ---- what the task can do: the rest of enctune asks these, never the task's name -------------------
+    # what one example's label is: "classes" (exactly one of a fixed set), "label sets" (any number of a fixed
+    # set), "values" (numbers), "tags" (one of a set per word), "spans" (a piece of the input)
+    label_space: ClassVar[str] = "classes"
+    calibrates: ClassVar[bool] = False  # softmax outputs: temperature scaling, ECE, abstaining, refinement
+    label_heads: ClassVar[bool] = False  # a head can start from the labels' descriptions (--init-head labels)
+    zero_shot: ClassVar[bool] = False  # classifiable from label descriptions with nothing trained
+    min_labels: ClassVar[int] = 2  # fewer after ``fit`` is a UserError (and a damaged model folder)
+    padding_side: ClassVar[str | None] = None  # "right" for targets laid out per token; None: the tokenizer's
+    detect_order: ClassVar[int] = 50  # detection asks the tasks in this order (the fallback asks last)
+    Options: ClassVar[type[TaskOptions]] = TaskOptions
+    hf_problem_types: ClassVar[tuple] = ()  # a Hugging Face classifier folder's problem_type this task predicts
     # per-strategy defaults that suit this task better than the strategy's own (epochs, lr, batch_size)
     defaults: ClassVar[dict[str, dict]] = {}
 
@@ -56,6 +105,12 @@ class Task:
         self.class_weights = class_weights
         self.pair_mode = pair_mode
         self.options = options
+
+    # ---- detection ------------------------------------------------------------------------------
+    @classmethod
+    def claims(cls, table: Table, hints: ColumnHints) -> str | None:
+        """Why this task fits the shape of ``table`` (a training file), or None when it does not."""
+        return None
 
     # ---- data -------------------------------------------------------------------------------
     def infer_columns(self, table: Table, text: str | None = None, pair: str | None = None,
@@ -88,24 +143,35 @@ class Task:
         return Examples(list(texts), list(pairs) if pairs is not None else None, None)
 
     def stratify_key(self, ex: Examples) -> list | None:
+        """Per example, what a split should keep in proportion (its class), or None."""
         return None
 
-    # ---- model ------------------------------------------------------------------------------
-    def build_head(self, hidden_size: int, dropout: float = 0.1) -> nn.Module:
+    def balanced_weights(self, targets) -> list[float]:
+        """Loss weights that make every class count alike (``--class-weights balanced``)."""
+        raise UserError(f"--class-weights balanced: for tasks with one class per example, not '{self.name}'.")
+
+    # ---- model (torch is imported inside these) ---------------------------------------------
+    def build_head(self, hidden_size: int, dropout: float = 0.1):
         raise NotImplementedError
+
+    def record_head(self, head) -> None:
+        """Note in the options what kind of head was trained, so that loading builds the same module (a task
+        with one kind of head has nothing to note)."""
 
     def prepare(self, encoder, ex: Examples) -> Prepared:
         tokens = encoder.tokenize(ex.texts, ex.pairs, apart=self.pair_mode == "bi")
         targets = self.encode_labels(ex.labels) if ex.labels is not None else None
         return Prepared(tokens, targets)
 
-    def encode_labels(self, labels: list) -> torch.Tensor:
+    def encode_labels(self, labels: list):
         raise NotImplementedError
 
-    def collate_targets(self, targets, idx) -> torch.Tensor:
+    def collate_targets(self, targets, idx):
+        import torch
+
         return targets[torch.as_tensor(idx)]
 
-    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def loss(self, logits, targets):
         raise NotImplementedError
 
     # ---- evaluation (sequence-level trio; token tasks override the *_outputs methods) --------
@@ -119,11 +185,16 @@ class Task:
     def decode(self, logits: np.ndarray) -> list[dict]:
         raise NotImplementedError
 
+    def confidence(self, logits: np.ndarray) -> np.ndarray | None:
+        """How sure each prediction is, in [0, 1] (reduced-precision predictors re-score the unsure ones in
+        fp32); None when the task has no such measure."""
+        return None
+
     def evaluate_outputs(self, outputs, prepared: Prepared, ex: Examples) -> dict:
-        return self.metrics(outputs, _np(prepared.targets))
+        return self.metrics(outputs, as_numpy(prepared.targets))
 
     def score_outputs(self, outputs, prepared: Prepared, ex: Examples) -> float:
-        return self.score(outputs, _np(prepared.targets))
+        return self.score(outputs, as_numpy(prepared.targets))
 
     def decode_outputs(self, outputs, prepared: Prepared, ex: Examples) -> list[dict]:
         return self.decode(outputs)
@@ -136,6 +207,10 @@ class Task:
         """One line of the main figures, for the command line and the model card."""
         return f"{self.primary_metric} {metrics[self.primary_metric]:.4f}"
 
+    def describe(self, prediction: dict) -> str:
+        """One prediction as a line of text (``enctune predict`` without --json)."""
+        return json.dumps(prediction)
+
     # ---- persistence ------------------------------------------------------------------------
     def config(self) -> dict:
         return {"task": self.name, "labels": self.labels, "label_type": self.label_type,
@@ -147,82 +222,9 @@ class Task:
                    **(meta.get("task_options") or {}))
 
 
-def _np(targets):
-    return targets.numpy() if isinstance(targets, torch.Tensor) else np.asarray(targets)
-
-
-class PairFeatures(nn.Module):
-    """Texts encoded apart (``bi``): (B, 2H) = [u; v] -> (B, 4H) = [u; v; |u - v|; u * v]."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        u, v = x.chunk(2, dim=-1)
-        return torch.cat([u, v, (u - v).abs(), u * v], dim=-1)
-
-
-class CosineLinear(nn.Module):
-    """Logits from cosine similarity: z_c = s * cos(h, w_c) + b_c, h (B, H), w (C, H).
-
-    The scale s = exp(log_scale) is learned (it starts at 20, where a cosine gap of 0.1 is a
-    factor e^2 in odds). The class vectors w_c can start from label descriptions' embeddings,
-    which makes the untrained head a zero-shot classifier (``strategies.labels``).
-    """
-
-    def __init__(self, hidden_size: int, outputs: int, scale: float = 20.0):
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(outputs, hidden_size) * hidden_size ** -0.5)
-        self.bias = nn.Parameter(torch.zeros(outputs))
-        self.log_scale = nn.Parameter(torch.tensor(float(np.log(scale))))
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        cos = nn.functional.normalize(h, dim=-1) @ nn.functional.normalize(self.weight, dim=-1).T  # (B, C)
-        return self.log_scale.exp() * cos + self.bias
-
-
-def _tanh_gelu() -> nn.Module:
-    return nn.GELU(approximate="tanh")
-
-
-CLOZE_ACTIVATIONS = {"gelu": nn.GELU, "gelu_new": _tanh_gelu, "gelu_pytorch_tanh": _tanh_gelu, "gelu_fast": _tanh_gelu,
-                     "relu": nn.ReLU, "silu": nn.SiLU, "swish": nn.SiLU}
-
-
-class ClozeHead(nn.Module):
-    """Label scores from a checkpoint's masked-LM head, read at the mask token (``zeroshot`` in cloze mode).
-
-        u   = LayerNorm(act(W_t h + b_t))          the MLM head's transform, h (B, H) at the mask token
-        z_c = mean_{w in V_c} (E_w . u + b_w)      (B, C), V_c: label c's verbaliser tokens
-
-    E_w and b_w are the decoder's row and bias for token w (the word embedding, when tied). A mean
-    of dot products is the dot product with the mean row, so ``decoder`` holds C rows, not the
-    vocabulary's V: z = E_bar u + b_bar. Built from the hidden size and C alone (the activation
-    and the layer norm's epsilon are the checkpoint's, kept in the task options); the weights
-    are copied from the checkpoint by ``strategies.zeroshot``.
-    """
-
-    def __init__(self, hidden_size: int, outputs: int, activation: str = "gelu", eps: float = 1e-12):
-        super().__init__()
-        if activation not in CLOZE_ACTIVATIONS:
-            raise UserError(f"cloze head: activation '{activation}' is not one of {', '.join(CLOZE_ACTIVATIONS)}.")
-        self.dense = nn.Linear(hidden_size, hidden_size)
-        self.act = CLOZE_ACTIVATIONS[activation]()
-        self.norm = nn.LayerNorm(hidden_size, eps=eps)
-        self.decoder = nn.Linear(hidden_size, outputs)
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.norm(self.act(self.dense(h))))  # (B, C)
-
-
-def linear_head(hidden_size: int, outputs: int, dropout: float, pair_mode: str, kind: str = "linear") -> nn.Module:
-    """Dropout + linear (or cosine: ``CosineLinear``), over the pooled vector (or the combined pair of
-    vectors when encoded apart)."""
-    if kind == "cosine":
-        if pair_mode == "bi":
-            raise UserError("a head started from label descriptions scores one text against each label; it "
-                            "does not take text pairs encoded apart (use --pair-mode cross or --init-head random).")
-        return nn.Sequential(nn.Dropout(dropout), CosineLinear(hidden_size, outputs))
-    if pair_mode == "bi":
-        return nn.Sequential(PairFeatures(), nn.Dropout(dropout), nn.Linear(4 * hidden_size, outputs))
-    return nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden_size, outputs))
+def as_numpy(targets) -> np.ndarray:
+    """Targets as a NumPy array, whether they are a tensor or a list."""
+    return targets.numpy() if hasattr(targets, "numpy") else np.asarray(targets)
 
 
 def rows_message(ex: Examples, bad: list[int], what: str) -> str:
@@ -231,15 +233,9 @@ def rows_message(ex: Examples, bad: list[int], what: str) -> str:
     return f"{path}: {len(bad)} row(s) {what} ({first}{', ...' if len(bad) > 5 else ''})"
 
 
-TASKS: dict[str, type[Task]] = {}
-
-
-def register(cls: type[Task]) -> type[Task]:
-    TASKS[cls.name] = cls
-    return cls
-
-
-def get_task(name: str) -> type[Task]:
-    if name not in TASKS:
-        raise UserError(f"--task '{name}': unknown. Expected one of: {', '.join(TASKS)}.")
-    return TASKS[name]
+def named_column(table: Table, wanted: str | None, names: tuple[str, ...]) -> str | None:
+    """``wanted`` when the table has it, else the first of ``names`` (case-insensitive) it has, else None."""
+    if wanted is not None:
+        return wanted if wanted in table.columns else None
+    lowered = {c.lower(): c for c in table.columns}
+    return next((lowered[n] for n in names if n in lowered), None)

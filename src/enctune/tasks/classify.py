@@ -1,39 +1,74 @@
-"""``classify``: one label per text (or text pair).
+"""``classify``: one label per text (or text pair), of a fixed set of classes.
 
-Head: dropout then a linear layer, logits z = W h + b with h the pooled vector (B, H).
+Head: dropout then a linear layer, logits z = W h + b with h the pooled vector (B, H); or a
+cosine head started from label descriptions (``"head": "cosine"``), or a checkpoint's
+masked-LM head read at a mask token (``"head": "cloze"``, zeroshot's cloze mode).
 Loss: cross-entropy, optionally with class weights (``balanced``: w_c = N / (C * n_c),
 so every class contributes equally to the loss whatever its frequency).
 Metrics: accuracy, macro-F1, per-class precision/recall/F1/support, confusion matrix.
 Decoding: the arg-max label and the softmax probability of every label.
+
+Detection: the fallback, asked last; it claims any table (one label per row).
 """
 
 from __future__ import annotations
 
+from typing import ClassVar, Literal
+
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
+from pydantic import Field, field_validator
 
-from ..data.dataset import Examples, _label_str, label_map
+from ..data import LABEL_NAMES, Examples, label_map, label_str
 from ..errors import UserError
-from .base import ClozeHead, Task, linear_head, register
+from ..numeric import softmax
+from .base import ColumnHints, Task, TaskOptions, named_column
+from .registry import register
+
+# the activations a cloze head may use (heads.ACTIVATIONS builds them; a test keeps the two lists equal)
+CLOZE_ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "relu", "silu", "swish")
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
+class ClozeOptions(TaskOptions):
+    """The checkpoint's masked-LM head settings that ``ClozeHead`` is built with (zeroshot, cloze mode)."""
+
+    model_config = TaskOptions.model_config | {"extra": "forbid"}
+
+    activation: str = "gelu"
+    eps: float = Field(1e-12, gt=0, lt=1, allow_inf_nan=False)
+
+    @field_validator("activation")
+    @classmethod
+    def _known_activation(cls, v: str) -> str:
+        if v not in CLOZE_ACTIVATIONS:
+            raise ValueError(f"expected one of {', '.join(CLOZE_ACTIVATIONS)}, not {v[:40]!r}")
+        return v
+
+
+class ClassifyOptions(TaskOptions):
+    head: Literal["linear", "cosine", "cloze"] | None = None
+    cloze: ClozeOptions | None = None
 
 
 @register
 class ClassifyTask(Task):
     name = "classify"
     primary_metric = "accuracy"
-
+    label_space = "classes"
+    calibrates = True
+    label_heads = True
+    zero_shot = True
+    detect_order = 100  # the fallback: every other task is asked first
+    hf_problem_types = (None, "single_label_classification")
+    Options: ClassVar[type[TaskOptions]] = ClassifyOptions
     label_expected = "a string or an integer label"
 
+    @classmethod
+    def claims(cls, table, hints: ColumnHints) -> str | None:
+        label = named_column(table, hints.label, LABEL_NAMES)
+        return f"column '{label}' holds one label per row" if label else "no label column recognised"
+
     def parse_label(self, value):
-        return _label_str(value)
+        return label_str(value)
 
     def fit(self, train: Examples, column: str | None) -> None:
         self.labels, self.label_type = label_map(train.labels)
@@ -55,23 +90,43 @@ class ClassifyTask(Task):
     def stratify_key(self, ex: Examples) -> list | None:
         return ex.labels
 
-    def build_head(self, hidden_size: int, dropout: float = 0.1) -> nn.Module:
+    def balanced_weights(self, targets) -> list[float]:
+        counts = np.maximum(np.bincount(np.asarray(targets), minlength=len(self.labels)), 1).astype(np.float64)
+        return (counts.sum() / (len(self.labels) * counts)).tolist()
+
+    def build_head(self, hidden_size: int, dropout: float = 0.1):
+        from .heads import ClozeHead, linear_head
+
         # "head": "cosine" is set by strategies that start the head from label descriptions; "cloze" by the
         # zeroshot strategy's cloze mode (the checkpoint's MLM head over the mask token)
         if self.options.get("head") == "cloze":
             return ClozeHead(hidden_size, len(self.labels), **self.options.get("cloze", {}))
         return linear_head(hidden_size, len(self.labels), dropout, self.pair_mode, self.options.get("head", "linear"))
 
-    def encode_labels(self, labels: list[str]) -> torch.Tensor:
+    def record_head(self, head) -> None:
+        """Whether the trained head is a cosine head (started from label descriptions) or a cloze head
+        (zeroshot's, its settings in options["cloze"]); a ladder's rungs may have built either before."""
+        from .heads import ClozeHead, CosineLinear
+
+        if isinstance(head, ClozeHead):
+            self.options["head"] = "cloze"
+            return
+        self.options.pop("cloze", None)
+        if any(isinstance(m, CosineLinear) for m in head.modules()):
+            self.options["head"] = "cosine"
+        else:
+            self.options.pop("head", None)
+
+    def encode_labels(self, labels: list[str]):
+        import torch
+
         index = {lab: i for i, lab in enumerate(self.labels)}
         return torch.tensor([index[lab] for lab in labels], dtype=torch.long)
 
-    @staticmethod
-    def balanced_weights(targets: torch.Tensor, n_classes: int) -> list[float]:
-        counts = torch.bincount(targets, minlength=n_classes).float().clamp(min=1)
-        return (counts.sum() / (n_classes * counts)).tolist()
+    def loss(self, logits, targets):
+        import torch
+        import torch.nn.functional as F
 
-    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         weight = None
         if self.class_weights is not None:
             weight = torch.tensor(self.class_weights, dtype=logits.dtype, device=logits.device)
@@ -105,6 +160,14 @@ class ClassifyTask(Task):
         return f"accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}"
 
     def decode(self, logits: np.ndarray) -> list[dict]:
-        probs = softmax(logits.astype(np.float64))
+        probs = softmax(logits)
         return [{"label": self.output_label(int(row.argmax())),
                  "probabilities": {lab: float(x) for lab, x in zip(self.labels, row, strict=False)}} for row in probs]
+
+    def confidence(self, logits: np.ndarray) -> np.ndarray:
+        """The top probability of each row."""
+        return softmax(logits).max(axis=-1)
+
+    def describe(self, p: dict) -> str:
+        probs = "  ".join(f"{k}={v:.3f}" for k, v in p["probabilities"].items())
+        return f"{p['label']}  ({probs})"

@@ -24,16 +24,16 @@ from __future__ import annotations
 import re
 import string
 from collections import Counter
+from typing import ClassVar
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
+from pydantic import Field
 
-from ..data.dataset import Columns, Examples
-from ..data.readers import Table
+from ..data import Columns, Examples, Table
+from ..encoders.tokens import Tokenized
 from ..errors import UserError
-from .base import Prepared, Task, register, rows_message
+from .base import ColumnHints, Prepared, Task, TaskOptions, named_column, rows_message
+from .registry import register
 
 N_BEST = 20
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
@@ -91,11 +91,21 @@ def _col(table: Table, wanted: str | None, name: str, flag: str) -> str:
     return col
 
 
+class ExtractOptions(TaskOptions):
+    max_answer_length: int = Field(30, ge=1, le=32_768)
+    doc_stride: int = Field(128, ge=0, le=32_768)
+
+
 @register
 class ExtractTask(Task):
     name = "extract"
     primary_metric = "f1"
     level = "token"
+    label_space = "spans"
+    min_labels = 0  # answers are spans of the context, not labels
+    padding_side = "right"  # start/end targets are token positions counted from the left
+    detect_order = 20
+    Options: ClassVar[type[TaskOptions]] = ExtractOptions
     # Small QA sets need more passes and a larger step than the usual 2 epochs at 5e-5.
     defaults = {"full": {"epochs": 6, "lr": 1.5e-4, "batch_size": 16}}
 
@@ -106,6 +116,13 @@ class ExtractTask(Task):
         self.doc_stride = int(doc_stride)
 
     # ---- data -------------------------------------------------------------------------------
+    @classmethod
+    def claims(cls, table, hints: ColumnHints) -> str | None:
+        question, context = named_column(table, None, ("question",)), named_column(table, None, ("context",))
+        if question and context and not hints.label:
+            return f"columns '{question}' and '{context}'"
+        return None
+
     def infer_columns(self, table, text=None, pair=None, label=None, need_label=True) -> Columns:
         return Columns(_col(table, text, "question", "--text-column"), _col(table, pair, "context", "--text-pair-column"),
                        _col(table, label, "answers", "--label-column") if need_label else None)
@@ -147,11 +164,13 @@ class ExtractTask(Task):
         return Examples(list(texts), list(pairs), None, ids=list(range(len(texts))))
 
     # ---- model ------------------------------------------------------------------------------
-    def build_head(self, hidden_size: int, dropout: float = 0.1) -> nn.Module:
-        return nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden_size, 2))
+    def build_head(self, hidden_size: int, dropout: float = 0.1):
+        from .heads import token_head
+
+        return token_head(hidden_size, 2, dropout)
 
     def prepare(self, encoder, ex: Examples) -> Prepared:
-        from ..encoders import Tokenized
+        import torch
 
         tok = encoder.tokenizer
         if not getattr(tok, "is_fast", False):
@@ -181,7 +200,9 @@ class ExtractTask(Task):
                     targets[f, 0], targets[f, 1] = pos[0], pos[-1]
         return Prepared(tokens, targets, {"sample": sample, "offsets": offsets})
 
-    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def loss(self, logits, targets):
+        import torch.nn.functional as F
+
         return 0.5 * (F.cross_entropy(logits[..., 0], targets[:, 0]) + F.cross_entropy(logits[..., 1], targets[:, 1]))
 
     # ---- decoding and evaluation ------------------------------------------------------------
@@ -219,6 +240,9 @@ class ExtractTask(Task):
 
     def decode_outputs(self, outputs, prepared: Prepared, ex: Examples) -> list[dict]:
         return self.best_spans(outputs, prepared, ex)
+
+    def describe(self, p: dict) -> str:
+        return f"{p['answer']!r} (characters {p['start']}-{p['end']})"
 
     def summary(self, m: dict) -> str:
         return f"F1 {m['f1']:.2f}  exact match {m['exact_match']:.2f}"

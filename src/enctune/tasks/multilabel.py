@@ -16,21 +16,18 @@ per-label precision/recall/F1/support.
 from __future__ import annotations
 
 import json
+from typing import Annotated, ClassVar
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
+from pydantic import Field
 
-from ..data.dataset import Examples, _label_str, is_missing_label
+from ..data import LABEL_NAMES, Examples, is_missing_label, label_str
 from ..errors import UserError
-from .base import Task, linear_head, register
+from ..numeric import sigmoid
+from .base import ColumnHints, Task, TaskOptions, named_column
+from .registry import register
 
 GRID = np.round(np.arange(0.02, 0.96, 0.01), 2)  # candidate thresholds on the probability
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
 
 
 def _f1(tp, fp, fn):
@@ -38,10 +35,24 @@ def _f1(tp, fp, fn):
     return np.where(denom > 0, 2 * tp / np.maximum(denom, 1e-12), 0.0)
 
 
+class MultilabelOptions(TaskOptions):
+    label_delimiter: str = Field(",", min_length=1)
+    at_least_one: bool | None = None
+    thresholds: list[Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]] | None = None
+
+    def check_labels(self, n_labels: int) -> None:
+        if self.thresholds is not None and len(self.thresholds) != n_labels:
+            raise ValueError(f"'task_options.thresholds': {len(self.thresholds)} threshold(s) for {n_labels} "
+                             "label(s); expected one per label")
+
+
 @register
 class MultilabelTask(Task):
     name = "multilabel"
     primary_metric = "micro_f1"
+    label_space = "label sets"
+    detect_order = 30
+    Options: ClassVar[type[TaskOptions]] = MultilabelOptions
     label_expected = "a non-empty list of labels (JSON list, or labels separated by the delimiter)"
     defaults = {"full": {"epochs": 3, "lr": 1e-4}, "probe": {"lr": 1e-2}}
 
@@ -51,6 +62,14 @@ class MultilabelTask(Task):
         self.label_delimiter = label_delimiter
         self.at_least_one = at_least_one
         self.thresholds = np.asarray(thresholds if thresholds is not None else [0.5] * len(self.labels), dtype=float)
+
+    @classmethod
+    def claims(cls, table, hints: ColumnHints) -> str | None:
+        label = named_column(table, hints.label, LABEL_NAMES)
+        values = [r.get(label) for r in table.records[:200] if not is_missing_label(r.get(label))] if label else []
+        if values and all(isinstance(v, list) for v in values):
+            return f"column '{label}' holds lists of labels"
+        return None
 
     def parse_label(self, value):
         if is_missing_label(value):
@@ -68,7 +87,7 @@ class MultilabelTask(Task):
             return None  # an empty list is a mistake more often than a choice: name the row
         out = []
         for v in value:
-            label = None if isinstance(v, bool) else _label_str(v)
+            label = None if isinstance(v, bool) else label_str(v)
             if label is None:  # a null, NA, list or object inside the list: name the row
                 return None
             out.append(label)
@@ -95,10 +114,14 @@ class MultilabelTask(Task):
     def stratify_key(self, ex: Examples) -> list | None:
         return None
 
-    def build_head(self, hidden_size: int, dropout: float = 0.1) -> nn.Module:
+    def build_head(self, hidden_size: int, dropout: float = 0.1):
+        from .heads import linear_head
+
         return linear_head(hidden_size, len(self.labels), dropout, self.pair_mode)
 
-    def encode_labels(self, labels: list) -> torch.Tensor:
+    def encode_labels(self, labels: list):
+        import torch
+
         index = {lab: i for i, lab in enumerate(self.labels)}
         y = torch.zeros((len(labels), len(self.labels)), dtype=torch.float32)
         for r, row in enumerate(labels):
@@ -106,7 +129,9 @@ class MultilabelTask(Task):
                 y[r, index[lab]] = 1.0
         return y
 
-    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def loss(self, logits, targets):
+        import torch.nn.functional as F
+
         return F.binary_cross_entropy_with_logits(logits, targets)
 
     # ---- decisions --------------------------------------------------------------------------
@@ -168,6 +193,9 @@ class MultilabelTask(Task):
 
     def summary(self, m: dict) -> str:
         return f"micro-F1 {m['micro_f1']:.4f}  macro-F1 {m['macro_f1']:.4f}"
+
+    def describe(self, p: dict) -> str:
+        return ", ".join(p["labels"]) or "(no label)"
 
     def decode(self, logits: np.ndarray) -> list[dict]:
         probs = sigmoid(logits.astype(np.float64))

@@ -14,41 +14,56 @@ encodes the pair as one input with a linear head and standardised targets
 
 Loss: mean squared error on the rescaled targets. Metrics (per target, then averaged):
 Spearman (primary) and Pearson correlation, MSE, RMSE and MAE in the original units.
+
+Detection: a label column of numbers with fractions, or with more than REGRESS_MIN_DISTINCT
+distinct values (fewer whole numbers are classes: ratings 1-5, ids).
 """
 
 from __future__ import annotations
 
 import json
+from typing import Annotated, ClassVar
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
+from pydantic import Field
 
-from ..data.dataset import Examples
+from ..data import LABEL_NAMES, Examples, is_missing_label
 from ..errors import UserError
-from .base import Task, linear_head, register
-from .detect import _number
+from .base import ColumnHints, Task, TaskOptions, named_column
+from .registry import register
+
+REGRESS_MIN_DISTINCT = 20  # integer labels with at most this many values stay classes (ratings 1-5, ids)
+# |shift| and |scale|: any float32 output times 1e30 stays finite in float64
+TargetScale = Annotated[float, Field(ge=-1e30, le=1e30, allow_inf_nan=False)]
 
 
-class CosineHead(nn.Module):
-    """[u; v] (B, 2H) -> cos(W u, W v) (B, 1), W initialised to the identity."""
+class RegressOptions(TaskOptions):
+    shift: list[TargetScale] | None = None
+    scale: list[TargetScale] | None = None
 
-    def __init__(self, hidden_size: int, dropout: float):
-        super().__init__()
-        self.dropout = nn.Dropout(dropout)
-        self.proj = nn.Linear(hidden_size, hidden_size)
-        with torch.no_grad():
-            self.proj.weight.copy_(torch.eye(hidden_size))
-            self.proj.bias.zero_()
+    def check_labels(self, n_labels: int) -> None:
+        for name in ("shift", "scale"):
+            values = getattr(self, name)
+            if values is not None and len(values) != max(n_labels, 1):
+                raise ValueError(f"'task_options.{name}': {len(values)} value(s) for {max(n_labels, 1)} target(s); "
+                                 "expected one per target")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        u, v = x.chunk(2, dim=-1)
-        return F.cosine_similarity(self.proj(self.dropout(u)), self.proj(self.dropout(v)), dim=-1)[:, None]
+
+def number(v) -> float | None:
+    """A cell as a number (a numeric string included), or None."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, (int, float)):
+        return float(v)
+    try:
+        return float(str(v).strip())
+    except ValueError:
+        return None
 
 
 def _rank(x: np.ndarray) -> np.ndarray:
-    from scipy.stats import rankdata
+    from scipy.stats import rankdata  # lazy: scipy.stats costs ~0.3 s of start-up, paid only when scoring
+
 
     return rankdata(x)
 
@@ -67,6 +82,10 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 class RegressTask(Task):
     name = "regress"
     primary_metric = "spearman"
+    label_space = "values"
+    min_labels = 1
+    detect_order = 40
+    Options: ClassVar[type[TaskOptions]] = RegressOptions
     preferred_pair_mode = "bi"
     label_expected = "a number (or a JSON list of numbers, one per target)"
     defaults = {"full": {"epochs": 4, "lr": 2e-5, "batch_size": 16}, "probe": {"lr": 1e-3}}
@@ -77,6 +96,20 @@ class RegressTask(Task):
         self.shift = np.asarray(shift if shift is not None else [0.0] * max(len(self.labels), 1), dtype=np.float64)
         self.scale = np.asarray(scale if scale is not None else [1.0] * max(len(self.labels), 1), dtype=np.float64)
 
+    @classmethod
+    def claims(cls, table, hints: ColumnHints) -> str | None:
+        label = named_column(table, hints.label, LABEL_NAMES)
+        if label is None:
+            return None
+        numbers = [number(v) for v in (r.get(label) for r in table.records) if not is_missing_label(v)]
+        if not numbers or any(x is None for x in numbers):
+            return None
+        fractional = any(not float(x).is_integer() for x in numbers)
+        distinct = len(set(numbers))
+        if fractional or distinct > REGRESS_MIN_DISTINCT:
+            return f"column '{label}' holds numbers ({distinct} distinct values{', with fractions' if fractional else ''})"
+        return None
+
     def parse_label(self, value):
         if isinstance(value, str) and value.strip().startswith("["):
             try:
@@ -84,7 +117,7 @@ class RegressTask(Task):
             except json.JSONDecodeError:
                 return None
         values = value if isinstance(value, list) else [value]
-        out = [_number(v) if not isinstance(v, (list, dict)) and v is not None else None for v in values]
+        out = [number(v) if not isinstance(v, (list, dict)) and v is not None else None for v in values]
         if not out or any(x is None or not np.isfinite(x) for x in out):
             return None
         return out
@@ -123,19 +156,25 @@ class RegressTask(Task):
             sd = y.std(0)
             self.shift, self.scale = y.mean(0), np.where(sd > 0, sd, 1.0)
 
-    def build_head(self, hidden_size: int, dropout: float = 0.1) -> nn.Module:
+    def build_head(self, hidden_size: int, dropout: float = 0.1):
+        from .heads import CosinePairHead, linear_head
+
         if self.pair_mode == "bi":
-            return CosineHead(hidden_size, dropout)
+            return CosinePairHead(hidden_size, dropout)
         return linear_head(hidden_size, len(self.labels), dropout, "cross")
 
-    def encode_labels(self, labels: list) -> torch.Tensor:
+    def encode_labels(self, labels: list):
+        import torch
+
         y = np.asarray(labels, dtype=np.float64)
         return torch.tensor((y - self.shift) / self.scale, dtype=torch.float32)
 
     def restore(self, outputs: np.ndarray) -> np.ndarray:
         return outputs.astype(np.float64) * self.scale + self.shift
 
-    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def loss(self, logits, targets):
+        import torch.nn.functional as F
+
         return F.mse_loss(logits, targets)
 
     def metrics(self, logits: np.ndarray, targets: np.ndarray) -> dict:
@@ -154,6 +193,11 @@ class RegressTask(Task):
 
     def summary(self, m: dict) -> str:
         return f"Spearman {m['spearman']:.4f}  Pearson {m['pearson']:.4f}  RMSE {m['rmse']:.4f}"
+
+    def describe(self, p: dict) -> str:
+        if "value" in p:
+            return f"{p['value']:.4f}"
+        return "  ".join(f"{k}={v:.4f}" for k, v in p["values"].items())
 
     def decode(self, logits: np.ndarray) -> list[dict]:
         pred = self.restore(logits)

@@ -23,14 +23,12 @@ import re
 from collections import Counter
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
 
-from ..data.dataset import Columns, Examples
-from ..data.readers import Table
+from ..data import TEXT_NAMES, Columns, Examples, Table, pick_column
+from ..encoders.tokens import Tokenized
 from ..errors import UserError
-from .base import Prepared, Task, register, rows_message
+from .base import ColumnHints, Prepared, Task, named_column, rows_message
+from .registry import register
 
 IGNORE = -100
 WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
@@ -110,15 +108,24 @@ class TagTask(Task):
     name = "tag"
     primary_metric = "f1"
     level = "token"
+    label_space = "tags"
+    padding_side = "right"  # per-token targets are laid out from the left
+    detect_order = 10
     defaults = {"full": {"epochs": 3, "lr": 1e-4, "batch_size": 32}}
 
     # ---- data -------------------------------------------------------------------------------
+    @classmethod
+    def claims(cls, table, hints: ColumnHints) -> str | None:
+        tokens, tags = named_column(table, None, TOKEN_NAMES), named_column(table, None, TAG_NAMES)
+        if tokens and tags and all(isinstance(r.get(tokens), list) for r in table.records[:20]):
+            return f"columns '{tokens}' and '{tags}' hold lists of words and tags"
+        return None
+
     def infer_columns(self, table, text=None, pair=None, label=None, need_label=True) -> Columns:
         lowered = {c.lower() for c in table.columns}
         if not need_label and text is None and not (set(TOKEN_NAMES) & lowered):
-            from ..data.dataset import TEXT_NAMES, _pick
-
-            return Columns(_pick(table.columns, None, TEXT_NAMES, "text", "--text-column", table.path), None, None)
+            return Columns(pick_column(table.columns, None, TEXT_NAMES, "text", "--text-column", table.path),
+                           None, None)
         words = _col(table, text, TOKEN_NAMES, "--text-column", "words (tokens)")
         tags = _col(table, label, TAG_NAMES, "--label-column", "tags") if need_label else None
         return Columns(words, None, tags)
@@ -180,12 +187,12 @@ class TagTask(Task):
         return Examples(list(texts), None, None, words=words)
 
     # ---- model ------------------------------------------------------------------------------
-    def build_head(self, hidden_size: int, dropout: float = 0.1) -> nn.Module:
-        return nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden_size, len(self.labels)))
+    def build_head(self, hidden_size: int, dropout: float = 0.1):
+        from .heads import token_head
+
+        return token_head(hidden_size, len(self.labels), dropout)
 
     def prepare(self, encoder, ex: Examples) -> Prepared:
-        from ..encoders import Tokenized
-
         tok = encoder.tokenizer
         if not getattr(tok, "is_fast", False):
             raise UserError(f"{encoder.source}: tagging needs a fast tokenizer (word alignment).")
@@ -207,14 +214,18 @@ class TagTask(Task):
                 targets.append(row)
         return Prepared(tokens, targets, {"word_ids": word_ids})
 
-    def collate_targets(self, targets, idx) -> torch.Tensor:
+    def collate_targets(self, targets, idx):
+        import torch
+
         rows = [targets[i] for i in idx]
         out = torch.full((len(rows), max(len(r) for r in rows)), IGNORE, dtype=torch.long)
         for r, row in enumerate(rows):
             out[r, :len(row)] = torch.tensor(row)
         return out
 
-    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def loss(self, logits, targets):
+        import torch.nn.functional as F
+
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE)
 
     # ---- evaluation -------------------------------------------------------------------------
@@ -253,6 +264,9 @@ class TagTask(Task):
                      "end": offsets[b - 1][1], "score": float(np.mean(c[a:b]))} for k, a, b in entities(row)]
             out.append({"entities": ents, "words": words, "tags": row})
         return out
+
+    def describe(self, p: dict) -> str:
+        return "  ".join(f"[{e['text']}]({e['type']})" for e in p["entities"]) or "(no entity)"
 
     def summary(self, m: dict) -> str:
         return f"entity F1 {m['f1']:.4f}  precision {m['precision']:.4f}  recall {m['recall']:.4f}"

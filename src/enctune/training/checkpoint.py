@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .. import distributed
 from ..errors import UserError
-from . import distributed
 
 PREFIX = "step-"
 

@@ -28,12 +28,14 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from .. import progress
+from .. import distributed, progress
 from ..errors import UserError
-from . import distributed, fast_dropout
+from ..precision import autocast
+from ..speed.bf16 import embeddings_in_autocast_dtype
+from ..speed.clip import gradient_clipper
+from ..speed.dropout import installed as fast_dropout_installed
 from .batching import split_by_tokens
 from .checkpoint import Checkpointer
-from .precision import autocast, embeddings_in_autocast_dtype
 
 
 @dataclass
@@ -75,126 +77,46 @@ class LoopResult:
     out_of_time: bool = False  # stopped at the deadline
 
 
+@dataclass
+class _Training:
+    """What one ``fit`` holds between its steps."""
+
+    cfg: LoopConfig
+    accelerator: object
+    model: nn.Module  # as Accelerate wrapped it (DDP under a launcher)
+    unwrapped: nn.Module
+    optimizer: object
+    scheduler: object
+    step_optimizer: Callable
+    clip: Callable
+    collate: Callable
+    loss_fn: Callable
+    evaluate: Callable
+    checkpoints: Checkpointer | None
+    result: LoopResult = field(default_factory=LoopResult)
+    pos: dict = field(default_factory=lambda: {"epoch": 0, "batch": 0, "evals_since_best": 0, "stop": False})
+    best_state: dict | None = None
+    t0: float = 0.0
+
+    @property
+    def running(self) -> float | None:
+        return self.pos.get("running")  # the smoothed loss travels in ``pos``: a resumed run records the same
+
+    def out_of_time(self) -> bool:
+        return self.cfg.deadline is not None and time.monotonic() > self.cfg.deadline
+
+
 def fit(model: nn.Module, loader, loss_fn: Callable, evaluate: Callable, cfg: LoopConfig,
         checkpoints: Checkpointer | None = None) -> LoopResult:
-    from accelerate import Accelerator
-    from accelerate.utils import DistributedDataParallelKwargs, set_seed
-
-    set_seed(cfg.seed)
-    # Parameters that get no gradient (a BERT pooler enctune does not use, layers above --layer) must not
-    # stall DDP's gradient reduction.
-    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision="no",
-                              kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
-    rank, world = accelerator.process_index, accelerator.num_processes
-    if checkpoints is not None and accelerator.distributed_type.value in ("FSDP", "DEEPSPEED"):
-        raise UserError("--checkpoint-every/--resume: checkpoints are written for one process or DDP; under "
-                        f"{accelerator.distributed_type.value} each process holds only a shard of the model.")
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = param_groups(model, cfg.lr, cfg.weight_decay, cfg.lr_scales)
-    # The fused kernel updates every parameter in one pass: ~6x less optimizer time on CPU than the loop.
-    optimizer = torch.optim.AdamW(groups, lr=cfg.lr, fused=_fused_ok(params))
-    sampler, collate = loader.batch_sampler, loader.collate_fn
-    batches_per_epoch = len(sampler)
-    steps_per_epoch = math.ceil(batches_per_epoch / cfg.grad_accum)
+    """Train ``model`` on ``loader``'s batches (see the module docstring); returns the loop's record."""
+    t = _start(model, loader, loss_fn, evaluate, cfg, checkpoints)
+    sampler, result, pos = loader.batch_sampler, t.result, t.pos
+    steps_per_epoch = math.ceil(len(sampler) / cfg.grad_accum)
     total = steps_per_epoch * cfg.epochs
-    # Stepped by hand once per optimizer step: the schedule is that of one process with this global batch.
-    scheduler = linear_warmup_decay(optimizer, int(cfg.warmup_ratio * total), total)
-    model, optimizer = accelerator.prepare(model, optimizer)
-    unwrapped = accelerator.unwrap_model(model)
-    device_type = accelerator.device.type
-    # With whole (unsharded) parameters and no loss scaling, Accelerate's optimizer step and gradient clipping
-    # come down to torch's, plus checks it repeats on every call (a package lookup each: ~0.2 ms a step, which
-    # is most of a small head's step). Sharded set-ups keep Accelerate's versions.
-    plain = accelerator.distributed_type.value in ("NO", "MULTI_CPU", "MULTI_GPU")
-    inner = optimizer.optimizer
-    step_optimizer = inner.step if plain else optimizer.step
-    # The fused kernel divides every gradient by ``grad_scale`` as it reads it (the hook GradScaler uses):
-    # clipping through it saves a pass that rewrites every gradient (~2 ms of a ~160 ms CPU step).
-    fold_clip = plain and bool(inner.defaults.get("fused"))
-
-    def clip_gradients() -> None:
-        if fold_clip:
-            clip_in_fused_step(inner, params, cfg.max_grad_norm)
-        elif plain:
-            torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm, foreach=True)  # one kernel, not one per tensor
-        else:
-            accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
-
-    result = LoopResult()
-    pos = {"epoch": 0, "batch": 0, "evals_since_best": 0, "stop": False}  # where the data order stands
-    best_state = None
-    if checkpoints is not None and checkpoints.resume:
-        saved, best_state = checkpoints.load(unwrapped, optimizer, scheduler)
-        pos = saved["pos"]
-        # tokens were summed over processes when saved: count them once
-        result = LoopResult(**{**saved["result"], "resumed_at_step": saved["result"]["steps"],
-                               "tokens": saved["result"]["tokens"] if rank == 0 else 0})
-    t0 = time.perf_counter() - result.seconds
-
-    def run_eval(epoch_float: float) -> bool:
-        nonlocal best_state
-        if result.history and result.history[-1]["step"] == result.steps:
-            # nothing changed since the last evaluation
-            return cfg.early_stopping and pos["evals_since_best"] >= cfg.patience
-        t_eval = time.perf_counter()
-        model.eval()
-        with torch.inference_mode(), autocast(device_type, cfg.precision):
-            score, metrics = evaluate(unwrapped)
-        model.train()
-        result.eval_seconds += time.perf_counter() - t_eval
-        result.history.append({"step": result.steps, "epoch": round(epoch_float, 3), "lr": scheduler.get_last_lr()[0],
-                               "score": score, **metrics, "train_loss": round(running, 6) if running is not None else None})
-        if score > result.best_score:
-            result.best_score, result.best_step = score, result.steps
-            # only trainable weights can have changed: copy those
-            best_state = {k: v.detach().clone() for k, v in unwrapped.named_parameters() if v.requires_grad}
-            pos["evals_since_best"] = 0
-        else:
-            pos["evals_since_best"] += 1
-        return cfg.early_stopping and pos["evals_since_best"] >= cfg.patience
-
-    def out_of_time() -> bool:
-        return cfg.deadline is not None and time.monotonic() > cfg.deadline
-
-    def save_checkpoint() -> None:
-        result.seconds = time.perf_counter() - t0
-        record = asdict(result) | {"resumed_at_step": None, "tokens": distributed.sum_int(result.tokens)}
-        checkpoints.save(unwrapped, optimizer, scheduler, {"pos": dict(pos), "steps": result.steps,
-                                                          "result": record}, best_state)
-
-    def train_step(group: list) -> float:
-        """One optimizer step over ``group`` (grad_accum global batches); returns the mean loss."""
-        pieces = []
-        for idx in group:
-            batch = collate(distributed.shard(idx, rank, world))
-            pieces += split_by_tokens(batch, cfg.max_tokens_per_batch)
-        n_rows = sum(len(p["labels"]) for p in pieces)
-        total_loss = 0.0
-        for j, piece in enumerate(pieces):
-            piece = {k: v.to(accelerator.device) for k, v in piece.items()}
-            labels = piece.pop("labels")
-            # gradients are averaged across processes only on the last pass of the step
-            with accelerator.no_sync(model) if j < len(pieces) - 1 else nullcontext():
-                with autocast(device_type, cfg.precision):
-                    logits = model(**piece)
-                loss = loss_fn(logits.float(), labels) * (len(labels) / n_rows)
-                accelerator.backward(loss)
-            total_loss += loss.item()
-            if "attention_mask" in piece:
-                result.tokens += int(piece["attention_mask"].sum())
-        result.examples += sum(len(idx) for idx in group)
-        if cfg.max_grad_norm:
-            clip_gradients()
-        step_optimizer()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        result.steps += 1
-        return total_loss
-
-    model.train()
-    # the smoothed loss travels in ``pos`` so that a resumed run records the same history
-    running, seen_in_window, window_t = pos.get("running"), 0, time.perf_counter()
-    with fast_dropout.installed(unwrapped, device_type), embeddings_in_autocast_dtype(unwrapped, device_type), \
+    device_type = t.accelerator.device.type
+    seen, window_t = 0, time.perf_counter()
+    t.model.train()
+    with fast_dropout_installed(t.unwrapped, device_type), embeddings_in_autocast_dtype(t.unwrapped, device_type), \
             progress.bar(cfg.description, total=total, status=True) as pbar:
         pbar.advance(result.steps)
         while pos["epoch"] < cfg.epochs and not pos["stop"]:
@@ -203,46 +125,146 @@ def fit(model: nn.Module, loader, loss_fn: Callable, evaluate: Callable, cfg: Lo
             order = list(sampler)
             for start in range(pos["batch"], len(order), cfg.grad_accum):
                 group = order[start:start + cfg.grad_accum]
-                loss = train_step(group)
+                loss = _train_step(t, group)
                 pos["batch"] = start + len(group)
-                seen_in_window += sum(len(idx) for idx in group)
-                running = loss if running is None else 0.9 * running + 0.1 * loss
-                pos["running"] = running
-                rate = seen_in_window / max(time.perf_counter() - window_t, 1e-9)
-                pbar.advance(1, status=f"loss {running:.4f}  {rate:.0f} ex/s")
+                seen += sum(len(idx) for idx in group)
+                pos["running"] = loss if t.running is None else 0.9 * t.running + 0.1 * loss
+                pbar.advance(1, status=f"loss {t.running:.4f}  "
+                                       f"{seen / max(time.perf_counter() - window_t, 1e-9):.0f} ex/s")
                 if result.steps % max(1, total // 200) == 0 or result.steps == 1:
-                    result.losses.append([result.steps, round(epoch + pos["batch"] / len(order), 4), round(running, 6)])
+                    result.losses.append([result.steps, round(epoch + pos["batch"] / len(order), 4),
+                                          round(t.running, 6)])
                 if pos["batch"] < len(order) and (_eval_due(cfg, result.steps, pos["batch"], len(order))
-                                                  or out_of_time()):
-                    pos["stop"] = run_eval(epoch + pos["batch"] / len(order)) or out_of_time()
-                    result.out_of_time = out_of_time()
+                                                  or t.out_of_time()):
+                    pos["stop"] = _evaluate(t, epoch + pos["batch"] / len(order)) or t.out_of_time()
+                    result.out_of_time = t.out_of_time()
                 if checkpoints is not None and (pos["stop"] or checkpoints.due(result.steps)):
-                    save_checkpoint()
+                    _save(t)
                 if pos["stop"]:
                     break
             if not pos["stop"]:
-                pos["stop"] = run_eval(epoch + 1.0) or out_of_time()
-                result.out_of_time = out_of_time()
+                pos["stop"] = _evaluate(t, epoch + 1.0) or t.out_of_time()
+                result.out_of_time = t.out_of_time()
                 pos["epoch"], pos["batch"] = epoch + 1, 0
                 if checkpoints is not None:
-                    save_checkpoint()
-    result.stopped_early = pos["stop"] and pos["epoch"] < cfg.epochs
+                    _save(t)
+    return _finish(t, steps_per_epoch)
+
+
+def _start(model, loader, loss_fn, evaluate, cfg: LoopConfig, checkpoints) -> _Training:
+    """Accelerate, the optimizer (fused AdamW, weight decay on matrices only), the schedule, the clipping, and
+    the state of a checkpoint to resume from."""
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs, set_seed
+
+    set_seed(cfg.seed)
+    # Parameters that get no gradient (a BERT pooler enctune does not use, layers above --layer) must not
+    # stall DDP's gradient reduction.
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision="no",
+                              kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+    if checkpoints is not None and accelerator.distributed_type.value in ("FSDP", "DEEPSPEED"):
+        raise UserError("--checkpoint-every/--resume: checkpoints are written for one process or DDP; under "
+                        f"{accelerator.distributed_type.value} each process holds only a shard of the model.")
+    params = [p for p in model.parameters() if p.requires_grad]
+    # The fused kernel updates every parameter in one pass: ~6x less optimizer time on CPU than the loop.
+    optimizer = torch.optim.AdamW(param_groups(model, cfg.lr, cfg.weight_decay, cfg.lr_scales), lr=cfg.lr,
+                                  fused=_fused_ok(params))
+    total = math.ceil(len(loader.batch_sampler) / cfg.grad_accum) * cfg.epochs
+    # Stepped by hand once per optimizer step: the schedule is that of one process with this global batch.
+    scheduler = linear_warmup_decay(optimizer, int(cfg.warmup_ratio * total), total)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    # With whole (unsharded) parameters and no loss scaling, Accelerate's optimizer step and gradient clipping
+    # come down to torch's, plus checks it repeats on every call (a package lookup each: ~0.2 ms a step, which
+    # is most of a small head's step). Sharded set-ups keep Accelerate's versions.
+    plain = accelerator.distributed_type.value in ("NO", "MULTI_CPU", "MULTI_GPU")
+    t = _Training(cfg, accelerator, model, accelerator.unwrap_model(model), optimizer, scheduler,
+                  optimizer.optimizer.step if plain else optimizer.step,
+                  gradient_clipper(optimizer.optimizer, params, cfg.max_grad_norm, plain, accelerator.clip_grad_norm_),
+                  loader.collate_fn, loss_fn, evaluate, checkpoints)
+    if checkpoints is not None and checkpoints.resume:
+        saved, t.best_state = checkpoints.load(t.unwrapped, optimizer, scheduler)
+        t.pos = saved["pos"]
+        # tokens were summed over processes when saved: count them once
+        t.result = LoopResult(**{**saved["result"], "resumed_at_step": saved["result"]["steps"],
+                                 "tokens": saved["result"]["tokens"] if accelerator.process_index == 0 else 0})
+    t.t0 = time.perf_counter() - t.result.seconds
+    return t
+
+
+def _train_step(t: _Training, group: list) -> float:
+    """One optimizer step over ``group`` (grad_accum global batches); returns the mean loss. Each process takes
+    its share of every batch; a batch over the padded-token cap runs as several passes."""
+    accelerator, cfg, result = t.accelerator, t.cfg, t.result
+    rank, world = accelerator.process_index, accelerator.num_processes
+    pieces = []
+    for idx in group:
+        pieces += split_by_tokens(t.collate(distributed.shard(idx, rank, world)), cfg.max_tokens_per_batch)
+    n_rows = sum(len(p["labels"]) for p in pieces)
+    total_loss = 0.0
+    for j, piece in enumerate(pieces):
+        piece = {k: v.to(accelerator.device) for k, v in piece.items()}
+        labels = piece.pop("labels")
+        # gradients are averaged across processes only on the last pass of the step
+        with accelerator.no_sync(t.model) if j < len(pieces) - 1 else nullcontext():
+            with autocast(accelerator.device.type, cfg.precision):
+                logits = t.model(**piece)
+            loss = t.loss_fn(logits.float(), labels) * (len(labels) / n_rows)
+            accelerator.backward(loss)
+        total_loss += loss.item()
+        if "attention_mask" in piece:
+            result.tokens += int(piece["attention_mask"].sum())
+    result.examples += sum(len(idx) for idx in group)
+    if cfg.max_grad_norm:
+        t.clip()
+    t.step_optimizer()
+    t.scheduler.step()
+    t.optimizer.zero_grad(set_to_none=True)
+    result.steps += 1
+    return total_loss
+
+
+def _evaluate(t: _Training, epoch_float: float) -> bool:
+    """Score the model now (unless nothing changed since the last time), keep its weights when best; True
+    when early stopping says to stop."""
+    cfg, result, pos = t.cfg, t.result, t.pos
+    if not (result.history and result.history[-1]["step"] == result.steps):
+        t_eval = time.perf_counter()
+        t.model.eval()
+        with torch.inference_mode(), autocast(t.accelerator.device.type, cfg.precision):
+            score, metrics = t.evaluate(t.unwrapped)
+        t.model.train()
+        result.eval_seconds += time.perf_counter() - t_eval
+        result.history.append({"step": result.steps, "epoch": round(epoch_float, 3),
+                               "lr": t.scheduler.get_last_lr()[0], "score": score, **metrics,
+                               "train_loss": round(t.running, 6) if t.running is not None else None})
+        if score > result.best_score:
+            result.best_score, result.best_step = score, result.steps
+            # only trainable weights can have changed: copy those
+            t.best_state = {k: v.detach().clone() for k, v in t.unwrapped.named_parameters() if v.requires_grad}
+            pos["evals_since_best"] = 0
+        else:
+            pos["evals_since_best"] += 1
+    return cfg.early_stopping and pos["evals_since_best"] >= cfg.patience
+
+
+def _save(t: _Training) -> None:
+    t.result.seconds = time.perf_counter() - t.t0
+    record = asdict(t.result) | {"resumed_at_step": None, "tokens": distributed.sum_int(t.result.tokens)}
+    t.checkpoints.save(t.unwrapped, t.optimizer, t.scheduler, {"pos": dict(t.pos), "steps": t.result.steps,
+                                                               "result": record}, t.best_state)
+
+
+def _finish(t: _Training, steps_per_epoch: int) -> LoopResult:
+    """The record completed, and the best weights back in the model when early stopping kept them."""
+    result, cfg = t.result, t.cfg
+    result.stopped_early = t.pos["stop"] and t.pos["epoch"] < cfg.epochs
     result.epochs_run = round(result.steps / max(steps_per_epoch, 1), 3)
-    result.seconds = time.perf_counter() - t0
+    result.seconds = time.perf_counter() - t.t0
     result.tokens = distributed.sum_int(result.tokens)
-    if best_state is not None and cfg.keep_best:
-        unwrapped.load_state_dict(best_state, strict=False)
-    unwrapped.eval()
+    if t.best_state is not None and cfg.keep_best:
+        t.unwrapped.load_state_dict(t.best_state, strict=False)
+    t.unwrapped.eval()
     return result
-
-
-def clip_in_fused_step(optimizer: torch.optim.Optimizer, params: list[torch.Tensor], max_norm: float) -> None:
-    """Clip the gradients of ``params`` to total norm ``max_norm`` inside the next step of ``optimizer`` (a
-    fused Adam/AdamW): the same update as ``clip_grad_norm_`` before the step, without rewriting every
-    gradient first. ``clip_grad_norm_`` multiplies by min(1, max_norm / (norm + 1e-6)); the fused kernel
-    divides each gradient by ``grad_scale`` as it reads it."""
-    norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None], foreach=True)
-    optimizer.grad_scale = torch.clamp((norm + 1e-6) / max_norm, min=1.0)
 
 
 def linear_warmup_decay(optimizer: torch.optim.Optimizer, warmup: int, total: int):

@@ -19,6 +19,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from . import enabled
+
 FIRST_TOKEN_MODEL_TYPES = ("bert", "roberta", "xlm-roberta", "camembert", "electra")
 
 
@@ -54,7 +56,10 @@ class FirstTokenLayer(nn.Module):
 
 def wrap_last_layer(model: nn.Module) -> FirstTokenLayer | None:
     """Put a ``FirstTokenLayer`` around the last encoder layer of a BERT-style sequence classifier; the
-    wrapper, or None when the model is not one this applies to (it is then left as it is)."""
+    wrapper, or None when the model is not one this applies to or the ``first_token`` switch is off (it is
+    then left as it is)."""
+    if not enabled("first_token"):
+        return None
     cfg = getattr(model, "config", None)
     if cfg is None or getattr(cfg, "model_type", None) not in FIRST_TOKEN_MODEL_TYPES:
         return None

@@ -36,7 +36,7 @@ def init() -> tuple[int, int]:
     """(rank, world); joins the process group when launched and quiets every non-main process."""
     if not launched():
         return 0, 1
-    from .. import progress
+    from . import progress  # lazy: rich (~0.1 s), only under a launcher
 
     s = state()
     if not s.is_main_process:

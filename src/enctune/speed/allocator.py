@@ -10,8 +10,8 @@ first bf16 pass over the SST-2 test sentences (2.0 s against 1.6 s with the sett
 ``tune()`` sets both thresholds once per process: allocations up to 32 MiB come from the heap,
 and up to 256 MiB of freed heap stays with the process for the next pass. It does nothing off
 Linux/glibc, when the user has set ``MALLOC_MMAP_THRESHOLD_`` or ``MALLOC_TRIM_THRESHOLD_``
-themselves, when another allocator is preloaded (jemalloc, tcmalloc), or with
-``ENCTUNE_MALLOC_TUNING=0``.
+themselves, when another allocator is preloaded (jemalloc, tcmalloc), or with the ``malloc``
+switch off (``ENCTUNE_DISABLE=malloc``, or ``ENCTUNE_MALLOC_TUNING=0``).
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+
+from . import enabled
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 MMAP_THRESHOLD = 32 << 20
@@ -36,7 +38,7 @@ def tune() -> bool:
 
 def _apply() -> bool:
     env = os.environ
-    if env.get("ENCTUNE_MALLOC_TUNING", "1") == "0" or not sys.platform.startswith("linux"):
+    if not enabled("malloc") or not sys.platform.startswith("linux"):
         return False
     if "MALLOC_MMAP_THRESHOLD_" in env or "MALLOC_TRIM_THRESHOLD_" in env:
         return False

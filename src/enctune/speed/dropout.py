@@ -8,8 +8,8 @@ passes: PyTorch draws one double-precision uniform per element. Here the mask co
 fills four elements' bits), and compared with a threshold: the same Bernoulli(1 - p) keep
 mask up to the 1/32768 rounding of p, at about a sixth of the cost.
 
-``installed(model, device_type)`` swaps it in for the span of a training run, on the CPU
-only (CUDA's dropout is already a fused kernel): every ``nn.Dropout`` module becomes a
+``installed(model, device_type)`` swaps it in for the span of a training run (switch
+``fast_dropout``), on the CPU only (CUDA's dropout is already a fused kernel): every ``nn.Dropout`` module becomes a
 ``FastDropout`` of the same rate, and a transformers model whose attention runs through
 ``sdpa`` gets an attention function that applies this dropout to the attention
 probabilities (PyTorch's CPU attention with dropout takes its unfused path with
@@ -26,6 +26,8 @@ from functools import cache
 
 import torch
 from torch import nn
+
+from . import enabled
 
 _BITS = 15
 _LEVELS = 1 << _BITS  # random values per element: 0 .. 32767
@@ -135,7 +137,7 @@ def _register() -> bool:
 @contextmanager
 def installed(model: nn.Module, device_type: str):
     """Within the block, ``model``'s dropout uses the cheaper mask (CPU only; elsewhere nothing changes)."""
-    if device_type != "cpu":
+    if device_type != "cpu" or not enabled("fast_dropout"):
         yield
         return
     swapped = []

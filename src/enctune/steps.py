@@ -1,0 +1,244 @@
+"""The steps of a run, each a function with typed inputs and outputs.
+
+    load_splits     read and check: the data's files, the task (named or detected), checked examples
+    load_encoder    resolve the encoder: tokenizer and config now, the network on first use
+    prepare         tokenize every split and encode its targets
+    choose          the strategy: as named, the advisor's pick, or (with --budget) the ladder's rungs
+    adapt           run the strategy (or climb the ladder) through the one training loop
+    evaluate        model outputs on validation and test, what is fitted on validation, the scores
+    calibrate       a temperature fitted on validation, kept only when it lowers validation ECE
+
+``api.train`` runs them in this order and writes the run folder; cross-validation, ``advise``
+and the ladder use the same functions. Raises ``UserError`` for every mistake the user can fix.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import progress
+from .config import TrainConfig, budget_seconds
+from .data import Columns, Examples, carve_validation, overlap_warnings, read_table, split_files
+from .errors import UserError
+from .strategies import STRATEGIES, CostFacts, Estimate, RunContext, StrategyResult
+from .strategies.advisor import applicable, choose_strategy, estimates, smallest_class
+from .tasks import Prepared, Task, detect_task, get_task
+
+
+@dataclass
+class Splits:
+    """The checked data of a run: examples per split, the columns they came from, and the task fitted on
+    train (label map, target statistics)."""
+
+    train: Examples
+    validation: Examples
+    test: Examples | None
+    columns: Columns
+    task: Task
+    validation_carved: bool = False
+    files: dict[str, str] = field(default_factory=dict)
+    task_reason: str = ""
+
+    @property
+    def labels(self) -> list:
+        return self.task.labels
+
+    @property
+    def label_type(self) -> str:
+        return self.task.label_type
+
+    def named(self) -> dict[str, Examples | None]:
+        return {"train": self.train, "validation": self.validation, "test": self.test}
+
+
+def load_splits(data: str | Path, validation: str | Path | None = None, test: str | Path | None = None,
+                text_column: str | None = None, pair_column: str | None = None, label_column: str | None = None,
+                validation_fraction: float = 0.1, seed: int = 42, task: str | None = None,
+                task_options: dict | None = None) -> Splits:
+    """Read and check every split through the task (``task`` None or "auto": the data's shape decides); a
+    validation split is carved from train (seeded, stratified) when none is given."""
+    files = split_files(data, validation, test)
+    train_table = read_table(files["train"])
+    if task in (None, "auto"):
+        task, reason = detect_task(train_table, text_column, pair_column, label_column)
+    else:
+        reason = "chosen with --task"
+    t = get_task(task)(**(task_options or {}))
+    columns = t.infer_columns(train_table, text_column, pair_column, label_column)
+    train = t.read(train_table, columns)
+    t.fit(train, columns.label)
+    t.resolve_pair_mode(train.pairs is not None)
+
+    def other(split: str) -> Examples | None:
+        if split not in files:
+            return None
+        table = read_table(files[split])
+        ex = t.read(table, t.infer_columns(table, columns.text, columns.pair, columns.label))
+        t.check(ex, columns.label)
+        return ex
+
+    val, tst = other("validation"), other("test")
+    carved = val is None
+    if carved:
+        train, val = carve_validation(train, validation_fraction, seed, t.stratify_key(train))
+    overlap_warnings(train, tst, files)
+    return Splits(train, val, tst, columns, t, carved, {k: str(v) for k, v in files.items()}, reason)
+
+
+def task_options(cfg: TrainConfig) -> dict:
+    """What the task is built with beyond its labels (the rest of its state is fitted on train)."""
+    opts = {"pair_mode": cfg.pair_mode}
+    for k in ("label_delimiter", "at_least_one", "max_answer_length", "doc_stride"):
+        v = getattr(cfg, k)
+        if v is not None:
+            opts[k] = v
+    return opts
+
+
+def read(cfg: TrainConfig) -> Splits:
+    """``load_splits`` with the run's settings."""
+    return load_splits(cfg.data, cfg.validation, cfg.test, cfg.text_column, cfg.text_pair_column, cfg.label_column,
+                       cfg.validation_fraction, cfg.seed, cfg.task, task_options(cfg))
+
+
+def load_encoder(cfg: TrainConfig, task: Task, layer: int | None = None, lazy: bool = True):
+    """The run's encoder, laid out for the task (a per-token task pads on the right). Lazy: a probe whose
+    features are all cached never needs the network, only its tokenizer and config."""
+    from .encoders.encoder import Encoder  # lazy: torch (~1.5 s), which the help text never needs
+    from .encoders.resolve import refuse_lora_run
+
+    refuse_lora_run(cfg.model)
+    if cfg.trust_remote_code:
+        warnings.warn("--trust-remote-code: the encoder's own code runs in this training run; the model folder "
+                      "it writes keeps that code, which enctune's predict, evaluate, serve and export never run, "
+                      "so they will refuse the folder.", UserWarning, stacklevel=2)
+    if layer is None:
+        layer = -1 if cfg.layer == "best" else cfg.layer
+    encoder = Encoder.load(cfg.model, pooling=cfg.pooling, max_length=cfg.max_length, layer=layer,
+                           trust_remote_code=cfg.trust_remote_code, allow_pickle=cfg.allow_pickle, lazy=lazy)
+    if task.padding_side is not None:
+        encoder.tokenizer.padding_side = task.padding_side
+    return encoder
+
+
+def prepare(task: Task, encoder, splits: Splits, class_weights: str = "none") -> dict[str, Prepared]:
+    """Model inputs and targets of every split; warns how many texts were cut at the encoder's max length.
+    ``class_weights`` "balanced" sets the task's loss weights from train."""
+    prepared = {k: task.prepare(encoder, ex) for k, ex in splits.named().items() if ex is not None}
+    truncated = {k: p.tokens.truncated for k, p in prepared.items()}
+    if any(truncated.values()):
+        warnings.warn(f"texts cut at --max-length {encoder.max_length} tokens: "
+                      + ", ".join(f"{k} {v}" for k, v in truncated.items() if v), UserWarning, stacklevel=2)
+    if class_weights == "balanced":
+        task.class_weights = task.balanced_weights(prepared["train"].targets)
+    return prepared
+
+
+def cost_facts(cfg: TrainConfig, task: Task, encoder, prepared: dict[str, Prepared]) -> CostFacts:
+    """What the strategies' cost estimates read, measured on this run's data and encoder."""
+    return CostFacts(train_tokens=int(prepared["train"].tokens.lengths().sum()),
+                     eval_tokens=sum(int(p.tokens.lengths().sum()) for k, p in prepared.items() if k != "train"),
+                     train_examples=len(prepared["train"]), params=encoder.num_params(), layers=encoder.num_layers,
+                     hidden=encoder.hidden_size, labels=max(len(task.labels), 1), level=task.level, task=task,
+                     options=cfg)
+
+
+@dataclass
+class Choice:
+    strategy: str  # a strategy's name, or "auto" for the ladder
+    reason: str
+    estimates: dict[str, Estimate]
+    budget: float | None  # seconds
+    not_applicable: dict[str, str] = field(default_factory=dict)  # strategy -> why it does not apply
+
+
+def choose(cfg: TrainConfig, splits: Splits, facts: CostFacts, where: str = "this machine",
+           ladder: bool = True) -> Choice:
+    """The strategy to run: the one named, or the advisor's pick within the budget; with --budget and auto (and
+    ``ladder``), the ladder."""
+    smallest = smallest_class(splits.task, splits.train)
+    why_not = {k: v for k, v in applicable(splits.task, cfg, smallest).items() if v}
+    est = estimates(facts, [n for n in STRATEGIES if n not in why_not])
+    budget = budget_seconds(cfg.budget) if cfg.budget else None
+    if cfg.strategy != "auto":
+        if cfg.strategy in why_not:
+            raise UserError(why_not[cfg.strategy])
+        return Choice(cfg.strategy, "chosen with --strategy", est, budget, why_not)
+    if budget is not None and ladder:
+        return Choice("auto", f"a ladder within {cfg.budget}", est, budget, why_not)
+    name, reason = choose_strategy(splits.task, smallest, est, budget, where)
+    return Choice(name, reason, est, budget, why_not)
+
+
+@dataclass
+class Adapted:
+    result: StrategyResult
+    strategy: str
+    reason: str
+    table: list[dict] | None = None  # the ladder's rungs
+
+
+def adapt(ctx: RunContext, choice: Choice) -> Adapted:
+    """Run the chosen strategy (under its time limit when --budget names one), or climb the ladder."""
+    from .strategies.ladder import run_ladder
+
+    if choice.strategy == "auto":
+        result, name, reason, table = run_ladder(ctx, choice.budget, choice.estimates, split_outputs)
+        progress.info(f"strategy {name}: {reason}")
+        return Adapted(result, name, reason, table)
+    if choice.budget is not None:  # one strategy under a time limit: training stops at the deadline
+        ctx.deadline = time.monotonic() + choice.budget
+    return Adapted(STRATEGIES[choice.strategy]().run(ctx), choice.strategy, choice.reason)
+
+
+def split_outputs(result: StrategyResult, ctx: RunContext, split: str):
+    """Model outputs on one split: from cached features when the encoder stayed frozen, else a forward
+    pass (each process scores its share of the rows)."""
+    from . import distributed  # lazy: torch (~1.5 s)
+    from .model import TaskModel, batched_logits, head_logits  # lazy: torch (~1.5 s)
+
+    if split in result.features:
+        return head_logits(result.head, result.features[split])
+    encoder = result.encoder or ctx.encoder
+    model = TaskModel(encoder, result.head, ctx.task.level)
+    tokens = ctx.prepared[split].tokens
+    return distributed.gather_rows(len(tokens), lambda idx: batched_logits(
+        model, encoder, tokens.subset(idx), 256, "fp32"))
+
+
+@dataclass
+class Evaluation:
+    outputs: dict[str, Any]  # split -> model outputs
+    scores: dict[str, dict]  # split -> metrics
+    fitted: dict  # what was fitted on validation (thresholds...)
+
+
+def evaluate(ctx: RunContext, result: StrategyResult) -> Evaluation:
+    """Outputs on validation and test, what the task fits on validation once the weights are final, scores."""
+    named = ctx.splits.named()
+    outputs = {s: split_outputs(result, ctx, s) for s in ("validation", "test") if named[s] is not None}
+    fitted = ctx.task.after_fit(outputs["validation"], ctx.prepared["validation"], named["validation"])
+    scores = {s: ctx.task.evaluate_outputs(out, ctx.prepared[s], named[s]) for s, out in outputs.items()}
+    return Evaluation(outputs, scores, fitted)
+
+
+def calibrate(task: Task, evaluation: Evaluation, prepared: dict[str, Prepared], wanted: bool) -> dict | None:
+    """Temperature scaling for a task with softmax outputs (``--calibrate``): the report of the temperature
+    fitted on validation, with ``kept`` saying whether it lowered the validation ECE (when it does not, the
+    run keeps T = 1: a temperature that makes validation worse is not calibration)."""
+    if not (wanted and task.calibrates):
+        return None
+    from .calibrate import calibration_report, fit_temperature
+
+    targets = {k: np.asarray(prepared[k].targets) for k in evaluation.outputs}
+    temperature = fit_temperature(evaluation.outputs["validation"], targets["validation"])
+    report = calibration_report(temperature, evaluation.outputs, targets)
+    val = report["validation"]
+    report["kept"] = bool(val["ece_after"] < val["ece_before"])
+    return report
