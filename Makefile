@@ -25,6 +25,7 @@ demo: setup
 	$(BIN)/python examples/demo.py
 
 test: setup
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -q
 
 # the suite with --precision auto forced to one path (the two CPU kinds round bf16 differently)

@@ -9,18 +9,20 @@
 from .errors import UserError
 from .version import __version__
 
+API = ("train", "advise", "evaluate", "predict_file", "embed", "export")
+
 
 def __getattr__(name):
-    # Import torch-heavy modules only when used: `enctune --help` stays fast.
-    if name == "load":  # an exported ONNX folder loads without torch
+    if name == "load":
+        # lazy: `import enctune` stays instant, and an ONNX folder loads without torch (~2 s)
         from .serve.loading import load
 
         return load
-    if name in ("train", "evaluate", "embed", "predict_file"):
-        from . import api
+    if name in API:
+        from . import api  # lazy: the API and its registries (~0.4 s) load when first used
 
         return getattr(api, name)
     raise AttributeError(name)
 
 
-__all__ = ["UserError", "__version__", "embed", "evaluate", "load", "predict_file", "train"]
+__all__ = ["UserError", "__version__", "load", *API]

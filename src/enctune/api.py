@@ -16,12 +16,24 @@ from pathlib import Path
 
 import numpy as np
 
-from . import progress, steps
+from . import progress, record, steps
+from .analysis.layers import choose_layer
+from .analysis.suggest import add_labelled
+from .calibrate import abstain, ece
 from .config import TrainConfig, make_config
+from .cv import check_folds, cross_validate
 from .data import Examples, load_texts, read_table
+from .encoders.resolve import file_digest
 from .errors import UserError
+from .numeric import softmax
 from .run_folder import check_out, mark_started
+from .serve.export import FORMATS, export_merged, export_onnx
+from .serve.loading import require
 from .strategies import RunContext
+from .strategies.advisor import smallest_class
+from .strategies.labels import has_descriptions
+from .strategies.ladder import rungs
+from .tasks import Prepared
 
 
 @dataclass
@@ -38,14 +50,14 @@ def load(path: str | os.PathLike, precision: str | None = None):
     ``precision``: fp32 (exact, the default), bf16, int8 (dynamic quantisation, CPU) or fastest;
     an ONNX folder runs its int8 model by default when it has one.
     """
-    from .serve.loading import load as load_folder  # lazy: an ONNX folder loads without torch (~1.5 s)
+    from .serve.loading import load as load_folder  # lazy: an ONNX folder loads without torch (~2 s)
 
     return load_folder(path, precision=precision)
 
 
 def _where_it_runs() -> tuple[str, str]:
     """(device, words for messages)."""
-    import torch  # lazy: torch (~1.5 s), which the help text never needs
+    import torch  # lazy: torch (~2 s), which the help text never needs
 
     if torch.cuda.is_available():
         return "cuda", "a GPU"
@@ -53,13 +65,13 @@ def _where_it_runs() -> tuple[str, str]:
 
 
 def _threads() -> int:
-    import torch  # lazy: torch (~1.5 s), which the help text never needs
+    import torch  # lazy: torch (~2 s), which the help text never needs
 
     return torch.get_num_threads()
 
 
 def _precision(cfg: TrainConfig, device: str) -> str:
-    from .precision import cpu_has_bf16, resolve_precision  # lazy: torch (~1.5 s)
+    from .precision import cpu_has_bf16, resolve_precision  # lazy: torch (~2 s)
 
     precision = resolve_precision(cfg.precision, device)
     if precision == "bf16" and device == "cpu" and cfg.precision == "bf16" and not cpu_has_bf16():
@@ -70,12 +82,12 @@ def _precision(cfg: TrainConfig, device: str) -> str:
 
 def train(config: TrainConfig | None = None, config_file: str | None = None, **flags) -> Run:
     """Adapt an encoder to a labelled data set and write a run folder. See the module docstring."""
-    import torch  # lazy: torch (~1.5 s), which the help text never needs
+    import torch  # lazy: torch (~2 s), which the help text never needs
 
-    from . import distributed, record
+    from . import distributed  # lazy: torch (~2 s); `import enctune.api` and the help text never need it
     from .model import TaskModel
-    from .serve.predictor import Predictor
-    from .training.checkpoint import Checkpointer
+    from .serve.predictor import Predictor  # lazy: torch (~2 s)
+    from .training.checkpoint import Checkpointer  # lazy: torch (~2 s)
 
     cfg = config if config is not None else make_config(flags, config_file)
     t_start = time.perf_counter()
@@ -88,12 +100,10 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
     splits = steps.read(cfg)
     added = None
     if cfg.add:
-        from .analysis.suggest import add_labelled
 
         splits, added = add_labelled(splits, cfg.add)
     task = splits.task
     if cfg.cv:
-        from .cv import check_folds
 
         check_folds(cfg.cv, task.stratify_key(splits.train))
     encoder = steps.load_encoder(cfg, task)
@@ -107,7 +117,6 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
                   f"{f', test {len(splits.test)}' if splits.test is not None else ''}")
     layer_choice = None
     if cfg.layer == "best":
-        from .analysis.layers import choose_layer
 
         encoder.layer, layer_choice = choose_layer(encoder, splits, {k: p.tokens for k, p in prepared.items()},
                                                    {k: p.targets for k, p in prepared.items()}, precision)
@@ -133,7 +142,6 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
     calibration = steps.calibrate(task, evaluation, prepared, cfg.calibrate)
     cv = None
     if cfg.cv:
-        from .cv import cross_validate
 
         cv = cross_validate(cfg, splits, adapted.strategy, encoder.layer, precision)
 
@@ -154,8 +162,6 @@ def _resume_settings(cfg: TrainConfig, files: dict[str, str], strategy: str) -> 
     """What a checkpoint must agree with to be resumed: every setting that changes what is trained, with
     paths made absolute (the same file named two ways is the same file), and a digest of every data file's
     contents (a file changed under the same name is other data)."""
-    from .training.checkpoint import file_digest
-
     settings = {k: v for k, v in cfg.model_dump().items() if k not in ("resume", "checkpoint_every", "quiet")}
     for key in ("data", "validation", "test", "add", "out", "model"):
         value = settings.get(key)
@@ -169,9 +175,6 @@ def _resume_settings(cfg: TrainConfig, files: dict[str, str], strategy: str) -> 
 def advise(config: TrainConfig | None = None, config_file: str | None = None, **flags) -> dict:
     """The strategy the advisor recommends for this data, encoder and machine, with its reasons, the
     facts it weighed, and an estimate of time and memory for every strategy. Nothing trains."""
-    from .strategies.advisor import smallest_class
-    from .strategies.labels import has_descriptions
-    from .strategies.ladder import rungs
 
     cfg = config if config is not None else make_config(flags, config_file)
     splits = steps.read(cfg)
@@ -220,8 +223,6 @@ def evaluate(path: str | os.PathLike, data: str | os.PathLike, text_column: str 
         outputs = predictor.outputs(prepared, batch_size, progress=pbar)
     metrics = task.evaluate_outputs(outputs, prepared, ex)
     if task.calibrates:  # of the probabilities predict returns (calibrated when the run was)
-        from .calibrate import ece
-        from .numeric import softmax
 
         metrics["ece"] = round(ece(softmax(outputs), np.asarray(prepared.targets)), 6)
     return {"n": len(ex), "task": task.name, **metrics}
@@ -235,8 +236,7 @@ def predict_file(path: str | os.PathLike, input_file: str | os.PathLike, text_co
                  pair_column: str | None = None, batch_size: int = 256, precision: str | None = None,
                  abstain_below: float | None = None) -> list[dict]:
     """One prediction per row of ``input_file``, in order (under a launcher each process predicts its share)."""
-    from . import distributed  # lazy: torch (~1.5 s); an ONNX folder predicts without it
-    from .calibrate import abstain
+    from . import distributed  # lazy: torch (~2 s); an ONNX folder predicts without it
 
     distributed.init()
     predictor = load(path, precision=precision)
@@ -248,7 +248,6 @@ def predict_file(path: str | os.PathLike, input_file: str | os.PathLike, text_co
                 [ex.texts[i] for i in idx], [ex.pairs[i] for i in idx] if ex.pairs is not None else None,
                 batch_size, progress=pbar))
         return abstain(task.decode(logits), abstain_below)
-    from .tasks import Prepared
 
     ex = load_texts(input_file, text_column, pair_column, task=task)
     prepared = task.prepare(predictor.encoder, ex)
@@ -261,11 +260,11 @@ def predict_file(path: str | os.PathLike, input_file: str | os.PathLike, text_co
 def embed(model: str, texts: list[str] | Examples, layer: int | None = None, pooling: str | None = None,
           max_length: int | None = None, batch_size: int = 256, precision: str = "fp32") -> np.ndarray:
     """Pooled representations (N, H) from a pre-trained encoder name/folder or a trained run folder."""
-    from . import distributed
-    from .encoders.encoder import Encoder  # lazy: torch (~1.5 s)
+    from . import distributed  # lazy: torch (~2 s); `import enctune.api` and the help text never need it
+    from .encoders.encoder import Encoder  # lazy: torch (~2 s)
     from .model_folder import find_model_folder
-    from .serve.predictor import embed as embed_texts
-    from .precision import resolve_precision
+    from .precision import resolve_precision  # lazy: torch (~2 s)
+    from .serve.predictor import embed as embed_texts  # lazy: torch (~2 s)
 
     if isinstance(texts, str):
         texts = [texts]
@@ -293,11 +292,8 @@ def export(run: str | os.PathLike, out: str | os.PathLike, fmt: str = "onnx", qu
         if quantize is not None:
             raise UserError("--merge writes a PyTorch model folder; --quantize is for ONNX (which folds LoRA "
                             "adapters by itself): drop one or the other.")
-        from .serve.export import export_merged
 
         return export_merged(str(run), str(out), check_data, max_check)
-    from .serve.export import FORMATS, export_onnx
-    from .serve.loading import require
 
     require(("onnx", "onnxruntime"), "enctune export")
     if fmt not in FORMATS:

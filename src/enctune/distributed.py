@@ -19,6 +19,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from . import progress
+
 
 def launched() -> bool:
     """Whether a launcher (torchrun, accelerate launch) started more than one process."""
@@ -36,7 +38,7 @@ def init() -> tuple[int, int]:
     """(rank, world); joins the process group when launched and quiets every non-main process."""
     if not launched():
         return 0, 1
-    from . import progress  # lazy: rich (~0.1 s), only under a launcher
+
 
     s = state()
     if not s.is_main_process:

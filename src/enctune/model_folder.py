@@ -46,7 +46,7 @@ def write_model_folder(folder: Path, encoder, head, meta: dict, card: str,
     folder / "encoder")`` is the strategy's (it returns what enctune.json should add)."""
     from safetensors.torch import save_file
 
-    from .encoders.encoder import hf_quiet  # lazy: the encoder module imports torch (~1.5 s)
+    from .encoders.encoder import hf_quiet  # lazy: the encoder module imports torch (~2 s)
 
     with staged_folder(folder) as tmp:
         with hf_quiet():

@@ -14,6 +14,7 @@ import warnings
 from pathlib import Path
 
 from . import progress
+from .analysis.report import confident_mistakes, render_run_report
 from .card import model_card
 from .encoders.cache import texts_hash
 from .model_folder import write_model_folder
@@ -47,7 +48,7 @@ def peak_rss_mb() -> float:
 def run_metrics(splits: Splits, prepared: dict, choice: Choice, adapted: Adapted, evaluation: Evaluation,
                 costs: dict, extra: dict) -> dict:
     """metrics.json: scores per split, what was chosen and why, the loop's history, costs, the data."""
-    import torch  # lazy: torch (~1.5 s) is loaded by the run already; here for its version and thread count
+    import torch  # lazy: torch (~2 s) is loaded by the run already; here for its version and thread count
 
     task, loop = splits.task, adapted.result.loop
     named = {k: ex for k, ex in splits.named().items() if ex is not None}
@@ -84,10 +85,6 @@ def run_metrics(splits: Splits, prepared: dict, choice: Choice, adapted: Adapted
 def write(out: Path, cfg, splits: Splits, prepared: dict, adapted: Adapted, evaluation: Evaluation, encoder,
           meta: dict, metrics: dict) -> None:
     """The run folder, in one step: model/, metrics.json, config.json, mistakes.jsonl and report.html."""
-    from .analysis.report import (  # lazy: only the writing process renders
-        confident_mistakes,
-        render_run_report,
-    )
 
     result, task = adapted.result, splits.task
     mistakes = []

@@ -23,11 +23,13 @@ from typing import Any
 import numpy as np
 
 from . import progress
+from .calibrate import calibration_report, fit_temperature
 from .config import TrainConfig, budget_seconds
 from .data import Columns, Examples, carve_validation, overlap_warnings, read_table, split_files
 from .errors import UserError
 from .strategies import STRATEGIES, CostFacts, Estimate, RunContext, StrategyResult
 from .strategies.advisor import applicable, choose_strategy, estimates, smallest_class
+from .strategies.ladder import run_ladder
 from .tasks import Prepared, Task, detect_task, get_task
 
 
@@ -110,7 +112,7 @@ def read(cfg: TrainConfig) -> Splits:
 def load_encoder(cfg: TrainConfig, task: Task, layer: int | None = None, lazy: bool = True):
     """The run's encoder, laid out for the task (a per-token task pads on the right). Lazy: a probe whose
     features are all cached never needs the network, only its tokenizer and config."""
-    from .encoders.encoder import Encoder  # lazy: torch (~1.5 s), which the help text never needs
+    from .encoders.encoder import Encoder  # lazy: torch (~2 s), which the help text never needs
     from .encoders.resolve import refuse_lora_run
 
     refuse_lora_run(cfg.model)
@@ -186,7 +188,6 @@ class Adapted:
 
 def adapt(ctx: RunContext, choice: Choice) -> Adapted:
     """Run the chosen strategy (under its time limit when --budget names one), or climb the ladder."""
-    from .strategies.ladder import run_ladder
 
     if choice.strategy == "auto":
         result, name, reason, table = run_ladder(ctx, choice.budget, choice.estimates, split_outputs)
@@ -200,8 +201,8 @@ def adapt(ctx: RunContext, choice: Choice) -> Adapted:
 def split_outputs(result: StrategyResult, ctx: RunContext, split: str):
     """Model outputs on one split: from cached features when the encoder stayed frozen, else a forward
     pass (each process scores its share of the rows)."""
-    from . import distributed  # lazy: torch (~1.5 s)
-    from .model import TaskModel, batched_logits, head_logits  # lazy: torch (~1.5 s)
+    from . import distributed  # lazy: torch (~2 s)
+    from .model import TaskModel, batched_logits, head_logits  # lazy: torch (~2 s)
 
     if split in result.features:
         return head_logits(result.head, result.features[split])
@@ -234,7 +235,6 @@ def calibrate(task: Task, evaluation: Evaluation, prepared: dict[str, Prepared],
     run keeps T = 1: a temperature that makes validation worse is not calibration)."""
     if not (wanted and task.calibrates):
         return None
-    from .calibrate import calibration_report, fit_temperature
 
     targets = {k: np.asarray(prepared[k].targets) for k in evaluation.outputs}
     temperature = fit_temperature(evaluation.outputs["validation"], targets["validation"])

@@ -29,7 +29,11 @@ from pathlib import Path
 import numpy as np
 
 from .. import progress
+from ..data import Columns, examples_from_table, find_split_files, infer_columns
+from ..data.readers import read_table
+from ..encoders.cache import cached_features
 from ..errors import UserError
+from .layers import make_probe
 
 SHOW = 20  # rows listed per finding
 MIN_CONFIDENCE = 0.6
@@ -41,8 +45,6 @@ def _norm(text: str, pair: str | None) -> str:
 
 
 def _read(data, validation, test, text_column, pair_column, label_column):
-    from ..data import Columns, examples_from_table, find_split_files, infer_columns
-    from ..data.readers import read_table
 
     data = Path(data)
     if not data.exists():
@@ -119,7 +121,6 @@ def likely_label_errors(features: np.ndarray, labels: list[str], folds: int = 5,
     """
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-    from .layers import make_probe
 
     classes = sorted(set(labels))
     y = np.array([classes.index(x) for x in labels])
@@ -145,8 +146,7 @@ def check_data(data: str, validation: str | None = None, test: str | None = None
                max_length: int = 256, label_errors: bool = True, folds: int = 5, seed: int = 42,
                min_confidence: float = MIN_CONFIDENCE, layer: int = -1, pooling: str | None = None) -> dict:
     """The data doctor's report as a dict (see the module docstring); ``findings`` sums it up in words."""
-    from ..encoders import Encoder
-    from ..encoders.cache import cached_features
+    from ..encoders import Encoder  # lazy: torch (~2 s), only when the encoder runs
 
     splits, cols, files = _read(data, validation, test, text_column, pair_column, label_column)
     report: dict = {"files": files, "columns": {"text": cols.text, "pair": cols.pair, "label": cols.label},

@@ -18,6 +18,7 @@ import numpy as np
 from .. import progress
 from ..encoders.cache import cached_features
 from ..errors import UserError
+from ..steps import load_splits
 
 PROBE_C = 1.0
 
@@ -60,9 +61,9 @@ def score_layers(train: dict, y_train: np.ndarray, val: dict, y_val: np.ndarray,
 
 
 def _check_classify(task) -> None:
-    if task.name != "classify":
-        raise UserError(f"layer probing trains a linear classifier: task '{task.name}' is not supported "
-                        "(use --task classify).")
+    if task.label_space != "classes":
+        raise UserError(f"layer probing trains a linear classifier of one class per example: the '{task.name}' "
+                        "task is not supported.")
 
 
 def choose_layer(encoder, splits, tokens, targets, precision: str = "fp32") -> tuple[int, dict]:
@@ -86,9 +87,8 @@ def probe_layers(data: str, model: str = "default", poolings: list[str] | None =
 
     Returns ``{"model", "metric", "rows": [{layer, pooling, accuracy, macro_f1}], "best", "seconds", ...}``.
     """
-    from ..encoders import Encoder
-    from ..encoders.pooling import POOLINGS
-    from ..steps import load_splits
+    from ..encoders import Encoder  # lazy: torch (~2 s), only when the encoder runs
+    from ..encoders.pooling import POOLINGS  # lazy: torch (~2 s)
 
     t0 = time.perf_counter()
     splits = load_splits(data, validation, None, text_column, pair_column, label_column, validation_fraction, seed)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
+from ..numeric import softmax
 from . import plots
 
 N_MISTAKES = 20
@@ -36,10 +37,9 @@ text-align:left;vertical-align:top}th{background:#f4f4f4}td.num{text-align:right
 # ---- what a run hands the report ------------------------------------------------------------
 def confident_mistakes(named: dict, split_logits: dict, targets: dict, task, temperature: float | None,
                        k: int = N_MISTAKES) -> list[dict]:
-    """The ``k`` wrong predictions with the highest (calibrated) confidence, on test (else validation)."""
-    from ..numeric import softmax
-
-    if task.name != "classify":
+    """The ``k`` wrong predictions with the highest (calibrated) confidence, on test (else validation), for a
+    task with one class per example."""
+    if task.label_space != "classes":
         return []
     split = "test" if "test" in split_logits else "validation"
     if split not in split_logits:

@@ -27,7 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import progress
+from ..atomic import atomic_write_text
+from ..data import Columns, Examples, load_texts
+from ..data.readers import read_table
 from ..errors import UserError
+from ..numeric import softmax
 
 UNCERTAINTY = ("margin", "entropy")
 
@@ -69,11 +74,8 @@ def select(scores: np.ndarray, embeddings: np.ndarray, n: int, factor: int = 5) 
 def suggest(run: str, pool: str, n: int = 50, by: str = "margin", factor: int = 5,
             text_column: str | None = None, pair_column: str | None = None, batch_size: int = 256) -> list[dict]:
     """The ``n`` pool rows to label next, most useful first (see the module docstring)."""
-    from .. import progress
-    from ..data import load_texts
-    from ..model import TaskModel, head_logits
-    from ..numeric import softmax
-    from ..serve.predictor import Predictor
+    from ..model import TaskModel, head_logits  # lazy: torch (~2 s)
+    from ..serve.predictor import Predictor  # lazy: torch (~2 s)
 
     if n < 1:
         raise UserError(f"--n {n}: expected at least 1.")
@@ -81,11 +83,12 @@ def suggest(run: str, pool: str, n: int = 50, by: str = "margin", factor: int = 
         raise UserError(f"--factor {factor}: expected at least 1.")
     uncertainty(np.ones((1, 2)) / 2, by)  # validates ``by`` before any work
     predictor = Predictor.load(run)
-    if predictor.task.name != "classify":
-        raise UserError(f"{run}: suggest ranks classification runs; this one is '{predictor.task.name}'.")
+    if not predictor.task.calibrates:
+        raise UserError(f"{run}: suggest ranks the runs of tasks with class probabilities; this one is "
+                        f"'{predictor.task.name}'.")
     ex = load_texts(pool, text_column, pair_column)
     with progress.bar("encode pool", total=len(ex)) as pbar:
-        from ..serve.predictor import embed
+        from ..serve.predictor import embed  # lazy: torch (~2 s)
 
         feats = embed(predictor.encoder, ex.texts, ex.pairs, batch_size=batch_size, progress=pbar)
     if isinstance(predictor.model, TaskModel):  # one encoder pass: the head reads the pooled features
@@ -113,7 +116,6 @@ def suggest(run: str, pool: str, n: int = 50, by: str = "margin", factor: int = 
 
 
 def write_suggestions(rows: list[dict], out: str | Path) -> None:
-    from ..atomic import atomic_write_text
 
     if Path(out).suffix.lower() not in (".jsonl", ".ndjson"):
         raise UserError(f"--out {out}: expected a .jsonl file.")
@@ -122,8 +124,6 @@ def write_suggestions(rows: list[dict], out: str | Path) -> None:
 
 def add_labelled(splits, path: str):
     """``--add``: the training split with the labelled rows of ``path`` appended; and a summary."""
-    from ..data import Columns, Examples
-    from ..data.readers import read_table
 
     if not Path(path).is_file():
         raise UserError(f"--add {path}: no such file.")

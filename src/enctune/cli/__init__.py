@@ -29,7 +29,7 @@ WRITE_ERRORS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk
 def main(argv: list[str] | None = None) -> int:
     code = _main(argv)
     if code == 0 and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        from ..distributed import finish  # lazy: torch (~1.5 s), only under a launcher
+        from ..distributed import finish  # lazy: torch (~2 s), only under a launcher
 
         finish()  # under a launcher: leave the process group together, not in the interpreter's teardown
     return code

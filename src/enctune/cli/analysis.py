@@ -12,6 +12,12 @@ from pathlib import Path
 
 import typer
 
+from ..analysis import layers, plots
+from ..analysis.check import check_data, format_report
+from ..analysis.report import load_run, render_comparison, render_run_report
+from ..analysis.suggest import suggest as run_suggest
+from ..analysis.suggest import write_suggestions
+from ..atomic import atomic_write, atomic_write_text
 from ..errors import UserError
 from .app import Opt, app, setup
 
@@ -34,8 +40,6 @@ def probe(
 ):
     """Linear probe on every layer of a frozen encoder: where does the task's information live?"""
     setup(quiet or as_json)
-    from ..analysis import layers, plots
-    from ..atomic import atomic_write
 
     plot = plot or "probe_layers.svg"
     if Path(plot).suffix.lower() != ".svg":
@@ -63,8 +67,6 @@ def report(
 ):
     """Write a run's self-contained HTML report, or compare runs side by side."""
     setup(quiet)
-    from ..analysis.report import load_run, render_comparison, render_run_report
-    from ..atomic import atomic_write_text
 
     loaded = [load_run(r) for r in runs]
     if len(loaded) == 1:
@@ -96,8 +98,6 @@ def suggest(
 ):
     """Rank unlabelled texts by what labelling them would teach the model; write the top n to label."""
     setup(quiet or as_json)
-    from ..analysis.suggest import suggest as run_suggest
-    from ..analysis.suggest import write_suggestions
 
     if Path(out).suffix.lower() not in (".jsonl", ".ndjson"):
         raise UserError(f"--out {out}: expected a .jsonl file.")
@@ -132,7 +132,6 @@ def check(
 ):
     """Check a data set before training: balance, duplicates, leakage, lengths, likely label errors."""
     setup(quiet or as_json)
-    from ..analysis.check import check_data, format_report
 
     r = check_data(data, validation, test, model, text_column, text_pair_column, label_column, max_length,
                    label_errors, seed=seed, min_confidence=min_confidence, layer=layer, pooling=pooling)

@@ -8,6 +8,7 @@ import warnings
 
 import typer
 
+from .. import progress
 from ..version import __version__
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
@@ -32,7 +33,6 @@ def _root(version: bool = Opt(False, "--version", callback=_version, is_eager=Tr
 
 def setup(quiet: bool) -> None:
     """Progress on stderr unless ``quiet``; warnings as one line each; transformers' own chatter off."""
-    from .. import progress
 
     progress.set_quiet(quiet)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -8,8 +8,12 @@ from pathlib import Path
 
 import typer
 
+from .. import api
 from ..atomic import atomic_write
+from ..data import load_texts
 from ..errors import UserError
+from ..serve.inputs import check_texts
+from ..tasks import TASKS
 from .app import Opt, app, main_process, setup
 
 BATCH_HELP = "Most texts per batch (batches also hold a token budget)."
@@ -30,8 +34,6 @@ def evaluate(
 ):
     """Score a trained model on a labelled file."""
     setup(quiet or as_json)
-    from .. import api
-    from ..tasks import TASKS
 
     m = api.evaluate(run, data, text_column, text_pair_column, label_column, batch_size)
     if as_json:
@@ -66,7 +68,6 @@ def predict(
 ):
     """Predict labels (and calibrated probabilities) for texts given inline or in a file."""
     setup(quiet or as_json)
-    from .. import api
 
     if abstain_below is not None and not 0 < abstain_below <= 1:
         raise UserError(f"--abstain-below {abstain_below}: expected a probability in (0, 1].")
@@ -75,7 +76,6 @@ def predict(
     if not texts and not input_file:
         raise UserError("nothing to predict: give texts, or --input FILE.")
     if texts:  # before loading the model: an argument that is not UTF-8 arrives as lone surrogates
-        from ..serve.inputs import check_texts
 
         check_texts(texts, "texts")
         check_texts(pair or [], "--pair")
@@ -120,8 +120,6 @@ def embed(
 ):
     """Write pooled sequence representations of every text."""
     setup(quiet)
-    from .. import api
-    from ..data import load_texts
 
     suffix = Path(output).suffix.lower()
     if suffix not in EMBED_FORMATS:

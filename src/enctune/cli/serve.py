@@ -8,7 +8,9 @@ import sys
 
 import typer
 
+from .. import api, progress
 from ..errors import UserError
+from ..serve.loading import is_onnx_folder, require
 from .app import Opt, app, setup
 
 
@@ -35,11 +37,15 @@ def serve(
     quiet: bool = Opt(False, "--quiet", "-q", help="No access log."),
 ):
     """Serve model folders over HTTP: POST /predict, GET /health, /ready, /info, /docs."""
-    from .. import progress
-    from ..serve.loading import is_onnx_folder, require
 
     require(("fastapi", "uvicorn"), "enctune serve")
-    from ..serve.server import Limits, build_app, check_token_value, load_models, parse_specs
+    from ..serve.server import (  # lazy: fastapi (~0.6 s), only when serving
+        Limits,
+        build_app,
+        check_token_value,
+        load_models,
+        parse_specs,
+    )
 
     if token is None and os.environ.get("ENCTUNE_TOKEN") == "":  # Click reads an empty variable as unset
         token = ""
@@ -79,7 +85,6 @@ def export(
     """Export a model for onnxruntime (no PyTorch needed to run it) and check it against PyTorch; or, with
     --merge, fold a LoRA run's adapters into a plain model folder."""
     setup(quiet or as_json)
-    from .. import api
 
     if merge and fmt is not None:
         raise UserError("--merge writes a PyTorch model folder; --format is for ONNX (which folds LoRA adapters by "

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+from .. import api
+from ..config import make_config
+from ..tasks import TASKS
 from .app import app, main_process, setup
 from .options import command_with, config_fields, extra_option, option
 
@@ -14,8 +17,6 @@ ADVISE_FIELDS = ("data", "model", "budget", "task", "labels", "validation", "tex
 def train(config: str | None = None, quiet: bool = False, as_json: bool = False, **flags) -> None:
     """Adapt an encoder to labelled data and write a run folder (model/, metrics.json, config.json, report.html)."""
     setup(quiet or as_json)
-    from .. import api
-    from ..config import make_config
 
     run = api.train(make_config(flags, config))
     if not main_process():
@@ -25,7 +26,6 @@ def train(config: str | None = None, quiet: bool = False, as_json: bool = False,
 
 def metric_lines(metrics: dict) -> list[str]:
     """The run's summary for the terminal: scores per split (and calibration), the ladder's table, costs."""
-    from ..tasks import TASKS
 
     task = TASKS[metrics["task"]]()
     lines = []
@@ -57,8 +57,6 @@ def metric_lines(metrics: dict) -> list[str]:
 def advise(quiet: bool = False, as_json: bool = False, **flags) -> None:
     """Recommend a strategy for this data and machine, with reasons and each strategy's time and memory."""
     setup(quiet or as_json)
-    from .. import api
-    from ..config import make_config
 
     a = api.advise(make_config(flags))
     if as_json:

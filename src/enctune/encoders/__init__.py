@@ -2,7 +2,7 @@
 
 ``tokens`` and ``resolve`` import without torch (tasks and the ONNX path use them); the network
 code (``encoder``, ``pooling``, ``cache``) is imported when first named here, so that importing
-``enctune.encoders.tokens`` does not pull torch in (~1.5 s of start-up, ARCHITECTURE.md).
+``enctune.encoders.tokens`` does not pull torch in (~2 s of start-up, ARCHITECTURE.md).
 """
 
 from importlib import import_module

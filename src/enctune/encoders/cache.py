@@ -75,7 +75,7 @@ def cached_features(encoder: Encoder, texts: list[str], pairs: list[str] | None,
     found = {k: _load(path, len(texts), encoder.hidden_size) for k, path in paths.items()}
     if all(v is not None for v in found.values()):
         return found, True
-    from ..distributed import gather_rows  # lazy: torch (~1.5 s); a cache hit never needs it
+    from ..distributed import gather_rows  # lazy: torch (~2 s); a cache hit never needs it
 
     keys = list(paths)
 

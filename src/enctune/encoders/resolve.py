@@ -133,6 +133,12 @@ def _file_digest(path: str, size: int, mtime: float) -> str:
     return digest
 
 
+def file_digest(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's contents (remembered per path, size and modification time, as ``_file_digest``)."""
+    st = os.stat(path)
+    return _file_digest(str(path), st.st_size, st.st_mtime)
+
+
 def fingerprint(path: str) -> str:
     """A content hash of a model folder's config and weights (or the hub id and revision)."""
     folder = Path(path)

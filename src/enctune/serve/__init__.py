@@ -7,7 +7,7 @@ exported ONNX folder without importing torch.
 
 def __getattr__(name):
     if name in ("Predictor", "embed"):
-        from . import predictor
+        from . import predictor  # lazy: torch (~2 s); the ONNX path never needs it
 
         return getattr(predictor, name)
     raise AttributeError(name)

@@ -45,10 +45,12 @@ import numpy as np
 
 from .. import progress
 from ..atomic import check_replaceable, staged_folder
+from ..data import load_texts
 from ..errors import UserError
 from ..model_folder import META_FILE, ONNX_MARKER, find_model_folder, write_model_folder
 from ..numeric import softmax
 from ..strategies import STRATEGIES
+from .loading import load
 
 FORMATS = ("onnx",)
 QUANTIZE = ("int8",)
@@ -62,7 +64,6 @@ FALLBACK_TEXTS = [
 
 
 def _check_texts(run: Path, check_data: str | None, takes_pairs: bool, max_check: int):
-    from ..data import load_texts
 
     if check_data:
         ex = load_texts(check_data)
@@ -161,7 +162,7 @@ def _max_difference(ref, new) -> float:
 def export_merged(run: str, out: str, check_data: str | None = None, max_check: int = 1000) -> dict:
     """Write the LoRA run ``run`` to ``out`` as a plain model folder, adapters folded in; returns the check
     ({"fp32": {n, max_output_difference[, agreement, max_probability_difference]}})."""
-    from .predictor import Predictor  # lazy: torch (~1.5 s); an ONNX folder is served without it
+    from .predictor import Predictor  # lazy: torch (~2 s); an ONNX folder is served without it
 
     folder, out_p = find_model_folder(run), Path(out)
     if out_p.resolve() in (folder.resolve(), Path(run).resolve()):
@@ -195,9 +196,8 @@ def _write_plain(encoder, dst: Path) -> dict:
 def export_onnx(run: str, out: str, quantize: str | None = None, check_data: str | None = None,
                 max_check: int = 1000) -> dict:
     """Export ``run`` to ``out``; returns the check ({precision: {n, agreement, max_probability_difference}})."""
-    from .loading import load
     from .onnx_predictor import REFINE_BELOW, OnnxPredictor  # lazy: onnxruntime (~0.3 s)
-    from .predictor import Predictor  # lazy: torch (~1.5 s)
+    from .predictor import Predictor  # lazy: torch (~2 s)
 
     if quantize is not None and quantize not in QUANTIZE:
         raise UserError(f"--quantize {quantize}: expected one of {', '.join(QUANTIZE)}.")

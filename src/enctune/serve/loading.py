@@ -41,10 +41,10 @@ def load(path: str | os.PathLike, precision: str | None = None):
         return OnnxPredictor.load(path, precision=precision)
     p = Path(path)
     if p.is_dir() and not (p / META_FILE).is_file() and not (p / "model" / META_FILE).is_file():
-        from .hf_classifier import is_hf_classifier, load_hf_classifier  # lazy: torch (~1.5 s)
+        from .hf_classifier import is_hf_classifier, load_hf_classifier  # lazy: torch (~2 s)
 
         if is_hf_classifier(p):
             return load_hf_classifier(p, precision or "fp32")
-    from .predictor import Predictor  # lazy: torch (~1.5 s), which an ONNX folder never needs
+    from .predictor import Predictor  # lazy: torch (~2 s), which an ONNX folder never needs
 
     return Predictor.load(path, precision=precision or "fp32")

@@ -20,16 +20,19 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..calibrate import abstain
 from ..data import Examples
 from ..encoders.encoder import Encoder
+from ..encoders.pooling import POOLINGS
 from ..encoders.resolve import refuse_custom_code
 from ..errors import UserError
 from ..model import TaskModel, batched_logits
 from ..model_folder import all_finite, find_model_folder, read_head_state, read_meta
 from ..numeric import softmax
+from ..precision import cpu_has_bf16, resolve_precision
+from ..speed.bf16 import bf16_copy
 from ..strategies import STRATEGIES
 from ..tasks import TASKS
-from ..speed.bf16 import bf16_copy
 from .inputs import check_inputs
 from .onnx_predictor import REFINE_BELOW  # the same threshold as the ONNX runtime's (a module without torch)
 
@@ -38,7 +41,6 @@ PREDICT_NO_CODE = "prediction never does (only training takes --trust-remote-cod
 
 
 def resolve_predict_precision(precision: str, device: str = "cpu") -> str:
-    from ..precision import cpu_has_bf16, resolve_precision
 
     if precision not in PREDICT_PRECISIONS:
         raise UserError(f"--precision '{precision}': expected one of {', '.join(PREDICT_PRECISIONS)}.")
@@ -171,7 +173,6 @@ class Predictor:
 
         ``abstain_below`` (classify): a top probability under it gives the label ``"unsure"``.
         """
-        from ..calibrate import abstain
 
         texts, pairs = self._check_pairs(texts, pairs)
         ex = self.task.inputs(texts, pairs)
@@ -225,7 +226,6 @@ def head_layout(task, hidden_size: int, dropout: float) -> dict[str, tuple[int, 
 
 def embed(encoder: Encoder, texts: list[str], pairs: list[str] | None = None, layer: int | None = None,
           pooling: str | None = None, batch_size: int = 256, precision: str = "fp32", progress=None) -> np.ndarray:
-    from ..encoders.pooling import POOLINGS
 
     layer = encoder.layer if layer is None else layer
     pooling = pooling or encoder.pooling

@@ -54,6 +54,7 @@ from starlette.exceptions import HTTPException
 from ..errors import UserError
 from .batcher import MicroBatcher
 from .inputs import check_text, estimate_tokens
+from .loading import load
 
 
 @dataclass
@@ -501,6 +502,5 @@ def parse_specs(specs: list[str]) -> list[tuple[str, str]]:
 
 
 def load_models(specs: list[str], precision: str | None = None) -> list[ServedModel]:
-    from .loading import load
 
     return [ServedModel(name, load(folder, precision=precision), folder) for name, folder in parse_specs(specs)]

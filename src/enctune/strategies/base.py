@@ -16,7 +16,7 @@ It returns the trained head, whether the encoder changed, the loop's record, and
 features it cached (so evaluation can reuse them instead of running the encoder again).
 
 Strategy modules import torch only inside ``run`` and the functions it calls, so that the
-registry, the config and the command line's help load without it (~1.5 s, ARCHITECTURE.md).
+registry, the config and the command line's help load without it (~2 s, ARCHITECTURE.md).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from ..errors import UserError
+from .labels import init_head_from_labels, label_embeddings
 
 if TYPE_CHECKING:
     from ..config import TrainConfig
@@ -72,7 +73,7 @@ class CostFacts:
 
     def rate(self) -> float:
         """Training tokens per second of full fine-tuning on this machine (see CPU_TOKENS_PER_SEC_PER_CORE)."""
-        import torch  # lazy: torch (~1.5 s) is loaded by the run anyway; the help text never gets here
+        import torch  # lazy: torch (~2 s) is loaded by the run anyway; the help text never gets here
 
         scale = 22.7e6 / max(self.params, 1)
         if torch.cuda.is_available():
@@ -122,7 +123,7 @@ class RunContext:
 
     def loop_config(self, epochs: int, lr: float, description: str, **overrides) -> LoopConfig:
         """The loop settings every trainable strategy shares, from the run's config."""
-        from ..training.loop import LoopConfig  # lazy: the loop imports torch (~1.5 s)
+        from ..training.loop import LoopConfig  # lazy: the loop imports torch (~2 s)
 
         cfg, keep = self.cfg, self.keep_best()
         settings = dict(epochs=epochs, lr=lr, weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio,
@@ -152,7 +153,6 @@ class RunContext:
         if not self.head_from_labels():
             task.options.pop("head", None)
             return task.build_head(self.encoder.hidden_size, cfg.dropout), None
-        from .labels import init_head_from_labels, label_embeddings
 
         task.options["head"] = "cosine"
         head = task.build_head(self.encoder.hidden_size, cfg.dropout)

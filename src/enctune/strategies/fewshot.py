@@ -209,10 +209,10 @@ class FewshotStrategy(Strategy):
         import torch
         from torch.utils.data import DataLoader
 
-        from ..distributed import sum_int  # lazy: torch (~1.5 s)
-        from ..model import PairCosine, TaskModel, pair_loss  # lazy: torch (~1.5 s)
-        from ..training.batching import ShuffledBatches  # lazy: torch (~1.5 s)
-        from ..training.loop import fit  # lazy: torch (~1.5 s)
+        from ..distributed import sum_int  # lazy: torch (~2 s)
+        from ..model import PairCosine, TaskModel, pair_loss  # lazy: torch (~2 s)
+        from ..training.batching import ShuffledBatches  # lazy: torch (~2 s)
+        from ..training.loop import fit  # lazy: torch (~2 s)
 
         cfg, enc = ctx.cfg, ctx.encoder
         epochs, lr, batch_size = self.hyper(cfg, ctx.task)

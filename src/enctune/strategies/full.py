@@ -107,10 +107,10 @@ class FullStrategy(Strategy):
         import torch
         from torch.utils.data import DataLoader
 
-        from ..distributed import gather_rows, rank_world  # lazy: torch (~1.5 s)
-        from ..model import TaskModel, batched_logits  # lazy: torch (~1.5 s), like everything that trains
-        from ..training.batching import LengthBucketSampler  # lazy: torch (~1.5 s)
-        from ..training.loop import fit  # lazy: torch (~1.5 s)
+        from ..distributed import gather_rows, rank_world  # lazy: torch (~2 s)
+        from ..model import TaskModel, batched_logits  # lazy: torch (~2 s), like everything that trains
+        from ..training.batching import LengthBucketSampler  # lazy: torch (~2 s)
+        from ..training.loop import fit  # lazy: torch (~2 s)
 
         cfg, task = ctx.cfg, ctx.task
         epochs, lr, batch_size = self.hyper(cfg, task, len(ctx.splits.train))

@@ -77,7 +77,7 @@ def init_head_from_labels(head, embeddings: np.ndarray) -> None:
     """Set a cosine head's class vectors to the label embeddings (bias 0)."""
     import torch
 
-    from ..tasks.heads import CosineLinear  # lazy: torch (~1.5 s)
+    from ..tasks.heads import CosineLinear  # lazy: torch (~2 s)
 
     layer = next(m for m in head.modules() if isinstance(m, CosineLinear))
     with torch.no_grad():

@@ -220,7 +220,7 @@ def load_adapter(model, adapter: Path):
     """``model`` with the adapters in ``adapter`` put on top (a PEFT PeftModel, inference mode)."""
     from peft import PeftModel
 
-    from ..encoders.encoder import hf_quiet  # lazy: the encoder module imports torch (~1.5 s)
+    from ..encoders.encoder import hf_quiet  # lazy: the encoder module imports torch (~2 s)
 
     try:
         with hf_quiet(), warnings.catch_warnings(record=True) as caught:

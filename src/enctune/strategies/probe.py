@@ -82,9 +82,9 @@ def train_head(ctx: RunContext, features: dict[str, np.ndarray], epochs: int, lr
     import torch
     from torch.utils.data import DataLoader
 
-    from ..model import HeadModel, head_logits  # lazy: torch (~1.5 s), like everything that trains
-    from ..training.batching import ShuffledBatches  # lazy: torch (~1.5 s)
-    from ..training.loop import fit  # lazy: torch (~1.5 s)
+    from ..model import HeadModel, head_logits  # lazy: torch (~2 s), like everything that trains
+    from ..training.batching import ShuffledBatches  # lazy: torch (~2 s)
+    from ..training.loop import fit  # lazy: torch (~2 s)
 
     cfg, task = ctx.cfg, ctx.task
     head, label_emb = ctx.build_head()
@@ -177,8 +177,8 @@ def solve_head(ctx: RunContext, features: dict[str, np.ndarray]):
     """
     import torch
 
-    from ..model import head_logits  # lazy: torch (~1.5 s)
-    from ..training.loop import LoopResult  # lazy: torch (~1.5 s)
+    from ..model import head_logits  # lazy: torch (~2 s)
+    from ..training.loop import LoopResult  # lazy: torch (~2 s)
 
     task = ctx.task
     head, _ = ctx.build_head()

@@ -98,8 +98,8 @@ class ZeroshotStrategy(Strategy):
         return Estimate(cls.name, facts.eval_tokens / (3 * facts.rate()), facts.weights_mb + 200, 0)
 
     def run(self, ctx: RunContext) -> StrategyResult:
-        from ..model import head_logits  # lazy: torch (~1.5 s)
-        from ..training.loop import LoopResult  # lazy: torch (~1.5 s)
+        from ..model import head_logits  # lazy: torch (~2 s)
+        from ..training.loop import LoopResult  # lazy: torch (~2 s)
 
         cfg, task = ctx.cfg, ctx.task
         t0 = time.perf_counter()
@@ -179,7 +179,7 @@ def verbaliser_ids(tokenizer, task, spec: str | None, template: str, source: str
 def _load_mlm(encoder, trust_remote_code: bool):
     from transformers import AutoModelForMaskedLM
 
-    from ..encoders.encoder import hf_quiet  # lazy: torch (~1.5 s)
+    from ..encoders.encoder import hf_quiet  # lazy: torch (~2 s)
 
     try:
         with hf_quiet():
@@ -225,8 +225,8 @@ def cloze_model(ctx: RunContext) -> tuple:
     its weights copied from the checkpoint's MLM head (see the module docstring)."""
     import torch
 
-    from ..encoders.encoder import Encoder  # lazy: torch (~1.5 s)
-    from ..model import head_logits  # lazy: torch (~1.5 s)
+    from ..encoders.encoder import Encoder  # lazy: torch (~2 s)
+    from ..model import head_logits  # lazy: torch (~2 s)
 
     base, task, cfg = ctx.encoder, ctx.task, ctx.cfg
     if base.layer not in (-1, base.num_layers):

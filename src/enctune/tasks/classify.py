@@ -95,7 +95,7 @@ class ClassifyTask(Task):
         return (counts.sum() / (len(self.labels) * counts)).tolist()
 
     def build_head(self, hidden_size: int, dropout: float = 0.1):
-        from .heads import ClozeHead, linear_head
+        from .heads import ClozeHead, linear_head  # lazy: torch (~2 s), only when a model is built
 
         # "head": "cosine" is set by strategies that start the head from label descriptions; "cloze" by the
         # zeroshot strategy's cloze mode (the checkpoint's MLM head over the mask token)
@@ -106,7 +106,7 @@ class ClassifyTask(Task):
     def record_head(self, head) -> None:
         """Whether the trained head is a cosine head (started from label descriptions) or a cloze head
         (zeroshot's, its settings in options["cloze"]); a ladder's rungs may have built either before."""
-        from .heads import ClozeHead, CosineLinear
+        from .heads import ClozeHead, CosineLinear  # lazy: torch (~2 s), only when a model is built
 
         if isinstance(head, ClozeHead):
             self.options["head"] = "cloze"

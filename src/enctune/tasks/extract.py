@@ -165,7 +165,7 @@ class ExtractTask(Task):
 
     # ---- model ------------------------------------------------------------------------------
     def build_head(self, hidden_size: int, dropout: float = 0.1):
-        from .heads import token_head
+        from .heads import token_head  # lazy: torch (~2 s), only when a model is built
 
         return token_head(hidden_size, 2, dropout)
 

@@ -115,7 +115,7 @@ class MultilabelTask(Task):
         return None
 
     def build_head(self, hidden_size: int, dropout: float = 0.1):
-        from .heads import linear_head
+        from .heads import linear_head  # lazy: torch (~2 s), only when a model is built
 
         return linear_head(hidden_size, len(self.labels), dropout, self.pair_mode)
 

@@ -157,7 +157,7 @@ class RegressTask(Task):
             self.shift, self.scale = y.mean(0), np.where(sd > 0, sd, 1.0)
 
     def build_head(self, hidden_size: int, dropout: float = 0.1):
-        from .heads import CosinePairHead, linear_head
+        from .heads import CosinePairHead, linear_head  # lazy: torch (~2 s), only when a model is built
 
         if self.pair_mode == "bi":
             return CosinePairHead(hidden_size, dropout)

@@ -188,7 +188,7 @@ class TagTask(Task):
 
     # ---- model ------------------------------------------------------------------------------
     def build_head(self, hidden_size: int, dropout: float = 0.1):
-        from .heads import token_head
+        from .heads import token_head  # lazy: torch (~2 s), only when a model is built
 
         return token_head(hidden_size, len(self.labels), dropout)
 

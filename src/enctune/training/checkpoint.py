@@ -18,7 +18,6 @@ process writes. Model and optimizer states are those of DDP (identical on every 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -181,15 +180,6 @@ class Checkpointer:
 def _damaged(ckpt: Path, why) -> UserError:
     return UserError(f"{ckpt}: unreadable checkpoint ({why}); remove it to resume from an earlier one, or train "
                      "afresh without --resume.")
-
-
-def file_digest(path: str | os.PathLike) -> str:
-    """SHA-256 of a file's contents (what tells a resumed run that its data are the same)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _jsonable(x):

@@ -10,7 +10,7 @@ import pytest
 from enctune.analysis.suggest import select, uncertainty
 from enctune.cli import main
 
-from .conftest import make_rows, write_jsonl
+from ..conftest import make_rows, write_jsonl
 
 
 def test_uncertainty_scores():

@@ -9,7 +9,7 @@ import pytest
 from enctune.analysis.check import check_data
 from enctune.cli import main
 
-from .conftest import make_rows, write_jsonl
+from ..conftest import make_rows, write_jsonl
 
 N_DUPLICATES = 4  # extra copies of train rows (one differs only in case and spacing)
 N_CONFLICTS = 2  # train texts repeated with the other label

@@ -12,7 +12,7 @@ import enctune
 from enctune.encoders import Encoder
 from enctune.strategies.fewshot import pair_count, sample_pairs
 
-from .conftest import make_rows, write_jsonl
+from ..conftest import make_rows, write_jsonl
 
 # A tiny random encoder moves visibly only at a rate far above the default encoder's 2e-5. tiny_bert_std
 # (small initial weights) keeps each word's identity in its mean-pooled vectors; tiny_bert's large weights

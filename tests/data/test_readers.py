@@ -12,7 +12,7 @@ from enctune.data import load_texts, read_table
 from enctune.errors import UserError
 from enctune.steps import load_splits
 
-from .conftest import make_rows, write_jsonl
+from ..conftest import make_rows, write_jsonl
 
 
 def test_every_format_reads_the_same_records(tmp_path):

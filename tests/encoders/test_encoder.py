@@ -1,5 +1,8 @@
 """Pooling maths, including the last real token under left and right padding."""
 
+import json
+
+import numpy as np
 import torch
 
 from enctune.encoders.pooling import POOLINGS
@@ -54,3 +57,37 @@ def test_bf16_encoding_uses_a_copy_and_leaves_the_encoder_in_fp32(tiny_bert):
     cos = (exact * fast).sum(1) / (np.linalg.norm(exact, axis=1) * np.linalg.norm(fast, axis=1))
     assert cos.min() > 0.99
     assert not np.array_equal(exact, fast)  # the bf16 path really ran
+
+
+# ---- causal encoders -----------------------------------------------------------------------------
+def test_causal_last_token_pooling_is_padding_side_independent(tiny_gpt2):
+    from enctune.encoders import Encoder
+
+    enc = Encoder.load(str(tiny_gpt2))
+    assert enc.tokenizer.pad_token is not None
+    texts = ["good", "the film was really a very good movie"]
+    right = enc.encode(enc.tokenize(texts))[(-1, "last")]
+    enc.tokenizer.padding_side = "left"
+    left = enc.encode(enc.tokenize(texts))[(-1, "last")]
+    alone = np.stack([enc.encode(enc.tokenize([t]))[(-1, "last")][0] for t in texts])
+    np.testing.assert_allclose(right, alone, atol=1e-5)
+    np.testing.assert_allclose(left, alone, atol=1e-5)
+
+
+def test_a_causal_tokenizer_without_pad_token_pads_with_end_of_text(tiny_gpt2, tmp_path):
+    import shutil
+
+    from enctune.encoders import Encoder
+
+    folder = tmp_path / "gpt2-nopad"
+    shutil.copytree(tiny_gpt2, folder)
+    cfg = json.loads((folder / "tokenizer_config.json").read_text())
+    cfg.pop("pad_token", None)
+    cfg["eos_token"] = "[SEP]"
+    (folder / "tokenizer_config.json").write_text(json.dumps(cfg))
+    enc = Encoder.load(str(folder))
+    assert enc.tokenizer.pad_token == "[SEP]" and enc.pooling == "last"
+    texts = ["good", "the film was really a very good movie", "bad it"]
+    together = enc.encode(enc.tokenize(texts))[(-1, "last")]
+    alone = np.stack([enc.encode(enc.tokenize([t]))[(-1, "last")][0] for t in texts])
+    np.testing.assert_allclose(together, alone, atol=1e-5)

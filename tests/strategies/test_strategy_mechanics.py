@@ -18,7 +18,7 @@ from enctune.strategies.full import layer_depth, layer_lr_scales
 from enctune.strategies.labels import label_embeddings, parse_descriptions
 from enctune.training.loop import param_groups
 
-from .conftest import make_rows, write_jsonl
+from ..conftest import make_rows, write_jsonl
 
 FP32 = {"precision": "fp32"}
 

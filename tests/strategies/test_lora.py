@@ -16,7 +16,7 @@ from enctune.encoders import Encoder
 from enctune.model_folder import write_model_folder
 from enctune.strategies.lora import LoraStrategy, target_modules
 
-from .conftest import make_rows, write_jsonl
+from ..conftest import make_rows, write_jsonl
 
 # Under these a tiny random BERT learns the toy task with adapters in seconds (fp32: bf16 rounding moves a
 # 40-row split of a 32-wide model by whole examples).

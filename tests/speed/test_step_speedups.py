@@ -6,8 +6,8 @@ from torch import nn
 from transformers import AutoModel
 
 from enctune.encoders import Encoder
-from enctune.speed.clip import clip_in_fused_step
 from enctune.speed.bf16 import embeddings_in_autocast_dtype
+from enctune.speed.clip import clip_in_fused_step
 
 
 def _two_copies(seed: int):

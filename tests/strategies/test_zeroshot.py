@@ -13,7 +13,7 @@ import torch.nn.functional as F
 import enctune
 from enctune.encoders import Encoder
 
-from .conftest import _write_tokenizer, make_rows, write_jsonl
+from ..conftest import _write_tokenizer, make_rows, write_jsonl
 
 TEXTS = [r["text"] for r in make_rows(12, seed=9)] + ["good", "a terrible mess", "it"]
 SIMILARITY_LABELS = "positive: good|great;negative: bad|awful"

@@ -13,7 +13,7 @@ import pytest
 import enctune
 from enctune.strategies import STRATEGIES
 
-from .conftest import make_rows
+from ..conftest import make_rows
 
 # settings under which each strategy learns something on the toy task in a second or two
 FAST = {"epochs": 4, "lr": 3e-3, "batch_size": 8, "precision": "fp32"}

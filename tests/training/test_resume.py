@@ -18,7 +18,7 @@ import pytest
 import enctune
 from enctune.cli import main
 
-from .conftest import ROOT, make_rows, write_jsonl
+from ..conftest import ROOT, make_rows, write_jsonl
 
 FULL = ["--strategy", "full", "--epochs", "2", "--batch-size", "8", "--lr", "3e-3", "--checkpoint-every", "3"]
 FAST = {"full": {"epochs": 2, "batch_size": 8, "lr": 3e-3, "checkpoint_every": 3},
