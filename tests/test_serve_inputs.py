@@ -4,6 +4,7 @@ and tokens the server shows or accepts."""
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import given, settings
@@ -12,7 +13,8 @@ from hypothesis import strategies as st
 import enctune
 from enctune.serve.inputs import check_inputs, check_texts, estimate_tokens
 from enctune.serve.onnx_predictor import OnnxPredictor
-from enctune.serve.server import ApiError, check_token_value, parse_body, public_name
+from enctune.serve.request import ApiError, parse_body
+from enctune.serve.server import ServedModel, check_token_value, public_name
 
 from .serve_hostile import hostile_text, valid_unicode
 
@@ -176,3 +178,19 @@ def test_a_token_a_client_cannot_send_is_refused(token):
 def test_a_usable_token_is_accepted():
     check_token_value(None)
     check_token_value("s3cret-token_~+/=")
+
+
+class _Model:
+    def __init__(self, meta: dict, **task):
+        self.meta, self.task, self.labels = meta, SimpleNamespace(name="any", **task), []
+
+
+def test_a_served_model_prices_an_input_as_its_model_reads_it():
+    """Truncated at max_length; a windowed (extractive) task pays for every window; a bi-encoder pair model
+    encodes each text on its own."""
+    plain = ServedModel("m", _Model({"max_length": 256}), "/nonexistent")
+    assert plain.cost(b"x" * 30_000, None) == 256 and plain.cost(b"good film", None) == 5
+    windowed = ServedModel("m", _Model({"max_length": 256}, doc_stride=128), "/nonexistent")
+    assert windowed.cost(b"what?", b"x" * 30_000) == 78 * 256  # see the estimate test above
+    bi = ServedModel("m", _Model({"max_length": 256, "pair_mode": "bi"}), "/nonexistent")
+    assert bi.cost(b"x" * 30_000, b"x" * 30_000) == 2 * 256

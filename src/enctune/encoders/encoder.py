@@ -75,6 +75,7 @@ class Encoder(LazyNetwork):
         if pooling not in POOLINGS:
             raise UserError(f"--pooling '{pooling}': unknown. Expected one of: {', '.join(POOLINGS)}.")
         self.template = template  # "...{}...": wraps every first text in tokenize (None: texts as they are)
+        self.count_truncated = True  # tokenize counts the texts max_length cut (a second, uncut pass over them)
         self.config = config if config is not None else model.config
         self.defer(build, model)  # the network now, or on first use (speed.lazy)
         self.tokenizer = tokenizer
@@ -178,7 +179,7 @@ class Encoder(LazyNetwork):
                       max_length=self.max_length)
             ids, tt = enc["input_ids"], enc.get("token_type_ids")
         # Only rows that reach max_length can have been cut: tokenize just those again, uncut, to count.
-        full_rows = [i for i, row in enumerate(ids) if len(row) >= self.max_length]
+        full_rows = [i for i, row in enumerate(ids) if len(row) >= self.max_length] if self.count_truncated else []
         truncated = 0
         if full_rows:
             again = ([texts[i] for i in full_rows],) + (([pairs[i] for i in full_rows],) if pairs is not None else ())

@@ -9,8 +9,14 @@ A model call holds at most ``max_batch`` items and ``batch_tokens`` tokens (one 
 least, however costly). A request larger than that is cut into pieces, one per call, and
 the calls are built afresh each time from every waiting request, so a small request that
 arrives while a large one is being worked through runs in the next call: it waits for the
-piece being computed (``batch_tokens`` tokens, ~30 ms for 256 tokens of the default
-encoder on 2 CPU cores) instead of the whole large request (64 texts of 256 tokens: ~2 s).
+piece being computed (``batch_tokens`` tokens: 70-80 ms for 256 tokens of the default
+encoder on 2 shared CPU cores) instead of the whole large request (64 texts of 256 tokens:
+~4.3 s). A model call cannot be interrupted, so one piece is the floor of that wait: a
+one-text request's p99 beside a client looping on maximum-size requests is about one
+piece plus its own call (141 ms against 53 ms idle, ``bench/results/serve-mixed``). The
+price is the large request's speed while small ones keep coming: pieces of one text run
+~20% slower than batches of four, and the small requests take their turns (9 texts/s
+beside one one-text client, 15 texts/s as one call).
 
 Order within a call: shortest remaining request first (fewest tokens not yet sent), which
 minimises the mean wait and puts a one-text request ahead of the rest of a long one. A
