@@ -554,3 +554,11 @@ def test_openapi_fuzzing_finds_no_server_error(server, mode):
     if mode == "positive":
         expected |= {"GET /health", "GET /ready", "GET /info", "GET /models"}
     assert expected <= set(seen), seen  # every operation that can be exercised was
+
+
+def test_docs_render_from_the_servers_own_assets(server):
+    page = httpx.get(f"{server}/docs", timeout=30)
+    assert page.status_code == 200 and "/docs-assets/swagger-ui-bundle.js" in page.text
+    assert "cdn" not in page.text.lower()
+    assert httpx.get(f"{server}/docs-assets/swagger-ui.css", timeout=30).status_code == 200
+    assert "/predict" in httpx.get(f"{server}/openapi.json", timeout=30).json()["paths"]

@@ -10,7 +10,7 @@ Routes (every error is JSON: ``{"error": code, "message": text}``):
   batchers running; 503 otherwise), ``GET /info`` (task, labels, encoder, runtime, run
   metrics, limits), ``GET /models``; ``/models/{name}/predict`` and ``/models/{name}/info``
   for each served folder (``/predict`` and ``/info`` use the first one).
-- ``GET /openapi.json`` and ``/docs``.
+- ``GET /openapi.json`` and ``/docs`` (its assets served from ``/docs-assets``: no CDN, ``docs.py``).
 
 Limits, each a 4xx: a body over ``max_body_bytes`` (413); a body that is not JSON, not
 UTF-8 or nested too deeply (400 ``malformed_json``, whatever the Content-Type says); JSON
@@ -49,6 +49,7 @@ from starlette.exceptions import HTTPException
 
 from ..errors import UserError
 from .batcher import MicroBatcher
+from .docs import add_offline_docs
 from .inputs import estimate_tokens
 from .loading import load
 from .request import ApiError, PredictRequest, describe_errors, internal_error, parse_body, parse_request
@@ -217,7 +218,9 @@ def build_app(models: list[ServedModel], limits: Limits | None = None, token: st
             for m in models:
                 await m.batcher.stop()
 
-    app = FastAPI(title="enctune", description="Predictions from enctune model folders.", lifespan=lifespan)
+    app = FastAPI(title="enctune", description="Predictions from enctune model folders.", lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
+    add_offline_docs(app)  # /docs from the Swagger UI files fastapi-offline ships: it renders without a network
     bearer = HTTPBearer(auto_error=False, description="Needed when the server was started with a token.")
 
     def check_token(cred: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
