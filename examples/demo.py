@@ -1,7 +1,7 @@
 """The demo behind `make demo`: fine-tune the bundled default encoder on SST-2 and predict.
 
 Runs the same path a user would from the command line:
-    enctune train --data examples/sst2 --strategy full --out runs/demo
+    enctune train --data examples/sst2 --strategy full --out runs/demo --overwrite
     enctune predict runs/demo "a gorgeous, witty film" "a dull mess"
 """
 
@@ -22,7 +22,7 @@ def main() -> int:
     out = HERE.parent / "runs" / "demo"
     t0 = time.perf_counter()
     code = cli(["train", "--data", str(HERE / "sst2"), "--strategy", "full", "--epochs", "1",
-                "--out", str(out)])
+                "--out", str(out), "--overwrite"])  # the demo's own folder: a second `make demo` replaces it
     if code:
         return code
     print(f"\ntrained in {time.perf_counter() - t0:.0f} s; a few predictions:")

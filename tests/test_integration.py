@@ -62,3 +62,20 @@ def test_full_on_default_encoder(small_sst2, tmp_path):
     reloaded = enctune.load(tmp_path / "run")
     texts = [r["text"] for r in _sample("test", 20)]
     np.testing.assert_array_equal(run.predictor.predict_proba(texts), reloaded.predict_proba(texts))
+
+
+@pytest.mark.parametrize("strategy", ["probe", "full"])
+def test_the_advisors_time_and_parameters_hold_for_the_run(strategy, tmp_path):
+    """advise measures this machine's training rate (training.rate) and counts what trains with the run's own
+    code: the run then trains exactly the parameters advise named, in a time within 2x of its estimate, on
+    either CPU kind (fp32 on AVX2, bf16 with AMX: the rate is measured at the run's precision)."""
+    d = tmp_path / "data"
+    for split, n in (("train", 160), ("validation", 60), ("test", 60)):
+        write_jsonl(d / f"{split}.jsonl", _sample(split, n))
+    advice = enctune.advise(data=str(d))
+    assert advice["facts"]["rate_measured"]
+    est = advice["estimates"][strategy]
+    run = enctune.train(data=str(d), out=str(tmp_path / "run"), strategy=strategy)
+    costs = run.metrics["costs"]
+    assert costs["trainable_params"] == est["trainable_params"]
+    assert 0.5 <= est["seconds"] / costs["wall_seconds"] <= 2.0, (est["seconds"], costs["wall_seconds"])

@@ -52,10 +52,34 @@ def test_a_run_folder_with_a_foreign_file_is_refused(tiny_bert, data, tmp_path, 
     marker = json.loads((out / RUN_MARKER).read_text())
     assert set(marker["files"]) == {RUN_MARKER, *(p.name for p in out.iterdir())}
     (out / "notes.md").write_text("mine")
-    assert _train(data, out, tiny_bert) == 2
+    assert _train(data, out, tiny_bert, "--overwrite") == 2
     assert "notes.md" in capsys.readouterr().err and (out / "notes.md").read_text() == "mine"
     (out / "notes.md").unlink()
-    assert _train(data, out, tiny_bert) == 0  # its own run: replaced
+    assert _train(data, out, tiny_bert, "--overwrite") == 0  # its own run: replaced
+
+
+def test_a_finished_run_is_replaced_only_with_overwrite(tiny_bert, data, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _train(data, out, tiny_bert, "--seed", "1") == 0
+    before = (out / "model" / "head.safetensors").read_bytes()
+    capsys.readouterr()
+    assert _train(data, out, tiny_bert, "--seed", "2") == 2
+    err = capsys.readouterr().err
+    assert "--overwrite" in err and "finished run" in err and "Traceback" not in err
+    assert (out / "model" / "head.safetensors").read_bytes() == before  # untouched
+    assert _train(data, out, tiny_bert, "--seed", "2", "--overwrite") == 0
+    assert json.loads((out / "config.json").read_text())["seed"] == 2
+
+
+def test_a_run_in_progress_is_continued_or_restarted_without_overwrite(tmp_path):
+    out = tmp_path / "run"
+    (out / "checkpoints").mkdir(parents=True)
+    (out / RUN_MARKER).write_text(json.dumps({"files": [RUN_MARKER, "checkpoints"], "state": "in progress"}))
+    check_out(out, overwrite=False, resume=False)  # an unfinished run is no result to protect
+    (out / RUN_MARKER).write_text(json.dumps({"files": [RUN_MARKER, "checkpoints"], "state": "complete"}))
+    with pytest.raises(UserError, match="--overwrite"):
+        check_out(out, overwrite=False, resume=False)
+    check_out(out, overwrite=False, resume=True)
 
 
 @pytest.mark.parametrize("out", [".", "..", "./"])
@@ -177,9 +201,11 @@ def test_check_out_restores_a_run_left_aside_and_says_so(tmp_path, capsys):
 
     progress.set_quiet(False)
     aside = _folder(tmp_path / f".run.old-{_dead_pid()}", "old")
-    check_out(tmp_path / "run")
+    with pytest.raises(UserError, match="--overwrite"):  # restored, it is a finished run again: kept
+        check_out(tmp_path / "run")
     assert not aside.exists() and _whole(tmp_path / "run") == "old"
     assert "restored" in capsys.readouterr().err
+    check_out(tmp_path / "run", overwrite=True)
 
 
 def test_check_replaceable_names_a_damaged_marker(tmp_path):

@@ -8,6 +8,7 @@ nothing behind. Raises ``UserError`` for every mistake the user can fix.
 
 from __future__ import annotations
 
+import inspect
 import os
 import time
 import warnings
@@ -22,11 +23,11 @@ from .analysis.suggest import add_labelled
 from .calibrate import abstain, ece
 from .config import TrainConfig, make_config
 from .cv import check_folds, cross_validate
-from .data import Examples, load_texts, read_table
+from .data import Columns, Examples, carried_columns, read_inputs, read_table
 from .encoders.resolve import file_digest
 from .errors import UserError
 from .numeric import softmax
-from .run_folder import check_out, mark_started
+from .run_folder import check_out, logs_folder, mark_started
 from .serve.export import FORMATS, export_merged, export_onnx
 from .serve.loading import require
 from .strategies import RunContext
@@ -34,6 +35,7 @@ from .strategies.advisor import smallest_class
 from .strategies.labels import has_descriptions
 from .strategies.ladder import rungs
 from .tasks import Prepared
+from .tracking import parse_report_to, tracked
 
 
 @dataclass
@@ -81,43 +83,43 @@ def _precision(cfg: TrainConfig, device: str) -> str:
 
 
 def train(config: TrainConfig | None = None, config_file: str | None = None, **flags) -> Run:
-    """Adapt an encoder to a labelled data set and write a run folder. See the module docstring."""
-    import torch  # lazy: torch (~2 s), which the help text never needs
-
+    """Adapt an encoder to a labelled data set and write a run folder: read and check the data, choose the
+    strategy, adapt, evaluate, calibrate, write ``out`` in one step. Returns the ``Run`` (its folder, metrics and a
+    predictor). Raises ``UserError`` for every mistake the user can fix."""
     from . import distributed  # lazy: torch (~2 s); `import enctune.api` and the help text never need it
     from .model import TaskModel
     from .serve.predictor import Predictor  # lazy: torch (~2 s)
     from .training.checkpoint import Checkpointer  # lazy: torch (~2 s)
+    from .training.seed import seed_all  # lazy: torch (~2 s)
 
-    cfg = config if config is not None else make_config(flags, config_file)
+    cfg = config if config is not None else make_config(flags, config_file, source="python")
     t_start = time.perf_counter()
     rank, world = distributed.init()  # under torchrun / accelerate launch: join the group; quiet non-main
     out = Path(cfg.out)
-    check_out(out, clean=rank == 0)
-    torch.manual_seed(cfg.seed)
-    np.random.seed(cfg.seed)
+    check_out(out, clean=rank == 0, overwrite=cfg.overwrite, resume=cfg.resume)
+    trackers = parse_report_to(cfg.report_to) if rank == 0 else []  # a missing package fails before the work
+    seed_all(cfg.seed)
 
     splits = steps.read(cfg)
     added = None
     if cfg.add:
-
         splits, added = add_labelled(splits, cfg.add)
     task = splits.task
     if cfg.cv:
-
         check_folds(cfg.cv, task.stratify_key(splits.train))
     encoder = steps.load_encoder(cfg, task)
     device, where = _where_it_runs()
     precision = _precision(cfg, device)
     prepared = steps.prepare(task, encoder, splits, cfg.class_weights)
-    choice = steps.choose(cfg, splits, steps.cost_facts(cfg, task, encoder, prepared), where)
+    # the advisor weighs times only when it chooses: then the rate is measured (a named strategy skips it)
+    facts = steps.cost_facts(cfg, task, encoder, prepared, precision if cfg.strategy == "auto" else None)
+    choice = steps.choose(cfg, splits, facts, where)
     labels_note = f"{len(task.labels)} labels; " if task.labels else ""
     progress.info(f"task {task.name} ({splits.task_reason}): {labels_note}train {len(splits.train)}, validation "
                   f"{len(splits.validation)}{' (carved from train)' if splits.validation_carved else ''}"
                   f"{f', test {len(splits.test)}' if splits.test is not None else ''}")
     layer_choice = None
     if cfg.layer == "best":
-
         encoder.layer, layer_choice = choose_layer(encoder, splits, {k: p.tokens for k, p in prepared.items()},
                                                    {k: p.targets for k, p in prepared.items()}, precision)
         progress.info(f"layer {encoder.layer}: the best validation score of a linear probe on each layer")
@@ -133,26 +135,30 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
     if not cfg.resume and (out / "checkpoints").is_dir() and any((out / "checkpoints").glob("step-*")):
         progress.info(f"{out / 'checkpoints'} holds a checkpoint of an unfinished run; starting afresh "
                       "(pass --resume to continue it instead).")
-    ctx = RunContext(cfg, encoder, task, splits, prepared, precision, checkpoints)
-    adapted = steps.adapt(ctx, choice)
-    result = adapted.result
-    encoder = result.encoder or encoder
-    task.record_head(result.head)
-    evaluation = steps.evaluate(ctx, result)
-    calibration = steps.calibrate(task, evaluation, prepared, cfg.calibrate)
-    cv = None
-    if cfg.cv:
+    if trackers:
+        progress.info(f"tracking with {', '.join(trackers)}" + (f"; TensorBoard logs go to {out / 'logs'}"
+                                                              if "tensorboard" in trackers else ""))
+    with tracked(trackers, logs_folder(out), out.name, cfg.model_dump()) as tracking:
+        outcome = steps.repeated(RunContext(cfg, encoder, task, splits, prepared, precision, checkpoints,
+                                            log=tracking.log if tracking else None), choice, cfg.repeats)
+        adapted, evaluation, splits, task = outcome.adapted, outcome.evaluation, outcome.ctx.splits, outcome.ctx.task
+        result = adapted.result
+        encoder = result.encoder or outcome.ctx.encoder
+        calibration = steps.calibrate(task, evaluation, prepared, cfg.calibrate)
+        cv = cross_validate(cfg, splits, adapted.strategy, encoder.layer, precision) if cfg.cv else None
 
-        cv = cross_validate(cfg, splits, adapted.strategy, encoder.layer, precision)
-
-    meta = record.model_meta(cfg, splits, encoder, adapted.strategy, calibration)
-    costs = {"wall_seconds": round(time.perf_counter() - t_start, 2), "precision": precision, "device": device,
-             "processes": world}
-    metrics = record.run_metrics(splits, prepared, choice, adapted, evaluation, costs,
-                                 {"calibration": calibration, "cv": cv, "layer_choice": layer_choice,
-                                  "added": added})
-    if rank == 0:  # one writer; the others wait until the run folder is in place
-        record.write(out, cfg, splits, prepared, adapted, evaluation, encoder, meta, metrics)
+        meta = record.model_meta(cfg, splits, encoder, adapted.strategy, calibration)
+        costs = {"wall_seconds": round(time.perf_counter() - t_start, 2), "precision": precision, "device": device,
+                 "processes": world}
+        metrics = record.run_metrics(splits, prepared, choice, adapted, evaluation, costs,
+                                     {"calibration": calibration, "cv": cv, "layer_choice": layer_choice,
+                                      "added": added, "repeats": outcome.repeats})
+        if tracking is not None:
+            tracking.close(evaluation.scores)
+        if rank == 0:  # one writer; the others wait until the run folder is in place
+            config = record.used_config(outcome.ctx.cfg, splits, adapted, encoder, precision)
+            record.write(out, cfg, splits, prepared, adapted, evaluation, encoder, meta, metrics, config,
+                         {"logs": logs_folder(out)} if tracking is not None else None)
     distributed.barrier()
     predictor = Predictor(TaskModel(encoder, result.head, task.level), encoder, task, meta, precision="fp32")
     return Run(out, metrics, predictor)
@@ -162,7 +168,7 @@ def _resume_settings(cfg: TrainConfig, files: dict[str, str], strategy: str) -> 
     """What a checkpoint must agree with to be resumed: every setting that changes what is trained, with
     paths made absolute (the same file named two ways is the same file), and a digest of every data file's
     contents (a file changed under the same name is other data)."""
-    settings = {k: v for k, v in cfg.model_dump().items() if k not in ("resume", "checkpoint_every", "quiet")}
+    settings = {k: v for k, v in cfg.model_dump().items() if k not in ("resume", "checkpoint_every", "overwrite")}
     for key in ("data", "validation", "test", "add", "out", "model"):
         value = settings.get(key)
         if value is not None and (key != "model" or Path(value).exists()):
@@ -176,13 +182,13 @@ def advise(config: TrainConfig | None = None, config_file: str | None = None, **
     """The strategy the advisor recommends for this data, encoder and machine, with its reasons, the
     facts it weighed, and an estimate of time and memory for every strategy. Nothing trains."""
 
-    cfg = config if config is not None else make_config(flags, config_file)
+    cfg = config if config is not None else make_config(flags, config_file, source="python")
     splits = steps.read(cfg)
     task = splits.task
     encoder = steps.load_encoder(cfg, task)
     prepared = steps.prepare(task, encoder, splits)
-    facts = steps.cost_facts(cfg, task, encoder, prepared)
     device, where = _where_it_runs()
+    facts = steps.cost_facts(cfg, task, encoder, prepared, _precision(cfg, device))
     choice = steps.choose(cfg.model_copy(update={"strategy": "auto"}), splits, facts, where, ladder=False)
     lengths = prepared["train"].tokens.lengths()
     summary = {
@@ -190,6 +196,7 @@ def advise(config: TrainConfig | None = None, config_file: str | None = None, **
         "smallest_class": smallest_class(task, splits.train),
         "mean_tokens": round(float(lengths.mean()), 1), "max_tokens": int(lengths.max()),
         "encoder": cfg.model, "encoder_params": facts.params, "device": device, "cores": _threads(),
+        "train_tokens_per_second": round(facts.rate()), "rate_measured": facts.measured_rate is not None,
         "budget_seconds": steps.budget_seconds(cfg.budget) if cfg.budget else None,
         "labels_in_words": bool(task.labels) and has_descriptions(task, cfg.labels),
     }
@@ -234,27 +241,34 @@ def _present(table, name: str | None) -> str | None:
 
 def predict_file(path: str | os.PathLike, input_file: str | os.PathLike, text_column: str | None = None,
                  pair_column: str | None = None, batch_size: int = 256, precision: str | None = None,
-                 abstain_below: float | None = None) -> list[dict]:
-    """One prediction per row of ``input_file``, in order (under a launcher each process predicts its share)."""
+                 abstain_below: float | None = None, include_text: bool = False) -> list[dict]:
+    """One row per row of ``input_file``, in order: its other columns (an id, metadata; the text too with
+    ``include_text``) and the prediction. The text is read from the run's own text (and pair) columns when the
+    file has them, else from the columns named, else by the usual names. Under a launcher each process
+    predicts its share."""
     from . import distributed  # lazy: torch (~2 s); an ONNX folder predicts without it
 
     distributed.init()
     predictor = load(path, precision=precision)
     task = predictor.task
-    if not hasattr(predictor, "outputs"):  # an ONNX export: sequence-level, texts in, logits out
-        ex = load_texts(input_file, text_column, pair_column)
-        with progress.bar("predict", total=len(ex)) as pbar:
+    run_columns = Columns(**{k: predictor.meta.get("columns", {}).get(k) for k in ("text", "pair", "label")})
+    onnx = not hasattr(predictor, "outputs")  # an ONNX export: sequence-level, texts in, logits out
+    ex, used = read_inputs(input_file, text_column, pair_column, None if onnx else task, run_columns)
+    with progress.bar("predict", total=len(ex)) as pbar:
+        if onnx:
             logits = distributed.gather_rows(len(ex), lambda idx: predictor.logits(
                 [ex.texts[i] for i in idx], [ex.pairs[i] for i in idx] if ex.pairs is not None else None,
                 batch_size, progress=pbar))
-        return abstain(task.decode(logits), abstain_below)
-
-    ex = load_texts(input_file, text_column, pair_column, task=task)
-    prepared = task.prepare(predictor.encoder, ex)
-    with progress.bar("predict", total=len(prepared)) as pbar:
-        outputs = distributed.gather_rows(len(prepared), lambda idx: predictor.outputs(
-            Prepared(prepared.tokens.subset(idx)), batch_size, progress=pbar))
-    return abstain(task.decode_outputs(outputs, prepared, ex), abstain_below)
+            preds = task.decode(logits)
+        else:
+            prepared = task.prepare(predictor.encoder, ex)
+            outputs = distributed.gather_rows(len(prepared), lambda idx: predictor.outputs(
+                Prepared(prepared.tokens.subset(idx)), batch_size, progress=pbar))
+            preds = task.decode_outputs(outputs, prepared, ex)
+    preds = abstain(preds, abstain_below)
+    taken = tuple({k for p in preds for k in p})
+    return [{**carried, **p} for carried, p in zip(carried_columns(ex, used, include_text, taken), preds,
+                                                       strict=True)]
 
 
 def embed(model: str, texts: list[str] | Examples, layer: int | None = None, pooling: str | None = None,
@@ -299,3 +313,28 @@ def export(run: str | os.PathLike, out: str | os.PathLike, fmt: str = "onnx", qu
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt}: expected one of {', '.join(FORMATS)}.")
     return export_onnx(str(run), str(out), quantize, check_data, max_check)
+
+
+def _keywords(fn, returns: str) -> None:
+    """Give ``fn(config=None, config_file=None, **flags)`` the signature and docstring of its keyword arguments,
+    one per ``TrainConfig`` field (the same names, types, defaults and help as the command line's flags), so
+    that help(), IDEs that read signatures, and the "did you mean" of a misspelt keyword all follow the config."""
+    params = [inspect.Parameter("config", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
+                                annotation="TrainConfig | None"),
+              inspect.Parameter("config_file", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
+                                annotation="str | None")]
+    lines = []
+    for name, info in TrainConfig.model_fields.items():
+        default = inspect.Parameter.empty if info.is_required() else info.default
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                        annotation=info.annotation))
+        shown = "required" if info.is_required() else repr(info.default)
+        lines.append(f"    {name} ({shown}): {info.description}")
+    fn.__signature__ = inspect.Signature(params, return_annotation=returns)
+    fn.__doc__ = f"{fn.__doc__}\n\nKeyword arguments (a config file's keys and the command line's flags too):\n\n" \
+                 + "\n".join(lines)
+
+
+_keywords(train, "Run")
+_keywords(advise, "dict")
+

@@ -36,7 +36,7 @@ from pathlib import Path
 from .errors import UserError
 
 RENAME_EXCHANGE = 2  # linux/fs.h
-_STAGING = re.compile(r"\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)(?:-.*)?")
+_STAGING = re.compile(r"\.(?P<name>.+)\.(?P<kind>tmp|old|logs)-(?P<pid>\d+)(?:-.*)?")
 
 
 def _umask() -> int:
@@ -116,7 +116,7 @@ def _alive(pid: int) -> bool:
 
 
 def leftovers(dst: Path) -> Iterator[tuple[Path, str]]:
-    """Staging folders of ``dst`` left by processes that are gone: (path, "tmp" or "old")."""
+    """Staging folders of ``dst`` left by processes that are gone: (path, "tmp", "old" or "logs")."""
     dst = Path(dst).absolute()
     if not dst.parent.is_dir():
         return

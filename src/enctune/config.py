@@ -47,7 +47,8 @@ class CoreConfig(BaseModel):
 
     data: str = Field(description="A data file (train) or a folder with train/validation/test files.",
                       json_schema_extra={"required": True})
-    out: str = _opt("runs/latest", "Run folder to write (an existing run there is replaced).")
+    out: str = _opt("runs/latest", "Run folder to write.")
+    overwrite: bool = _opt(False, "Replace a finished run already at --out (without it, that is an error).")
     validation: str | None = _opt(None, "Validation file.", default_text="10% carved from train")
     test: str | None = _opt(None, "Test file, evaluated at the end of the run.", default_text="none")
     model: str = _opt("default", "Encoder: 'default' (all-MiniLM-L6-v2), a local folder, a run folder or a hub id.")
@@ -117,6 +118,10 @@ class CoreConfig(BaseModel):
     gradient_checkpointing: bool = _opt(False, "Recompute activations in the backward pass (less memory).")
     calibrate: bool = _opt(True, "Fit a temperature on validation for calibrated probabilities.",
                            flag="--calibrate/--no-calibrate")
+    report_to: str | None = _opt(None, "Log training to experiment trackers: tensorboard, mlflow or both "
+                                       "(comma-separated).", default_text="none")
+    repeats: int = _opt(1, "Train this many times with seeds seed, seed + 1, ...: every score's mean and spread, "
+                           "and the run with the best validation score kept.", ge=1, le=100)
     cv: int | None = _opt(None, "Stratified k-fold cross-validation on train before the final run.",
                           default_text="none", ge=2, le=50)
     add: str | None = _opt(None, "Labelled file appended to train (e.g. the rows 'enctune suggest' chose).",
@@ -200,6 +205,10 @@ TrainConfig = create_model("TrainConfig", __base__=CoreConfig, __doc__="A run's 
                            **_FIELDS)
 
 
+def _flag(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
 def budget_seconds(text: str) -> float:
     """'90s', '10m', '1.5h' or a bare number of seconds -> seconds (> 0); ValueError otherwise."""
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", str(text).lower())
@@ -208,30 +217,30 @@ def budget_seconds(text: str) -> float:
     return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
 
 
-def _flag(field: str) -> str:
-    return "--" + field.replace("_", "-")
+# how a setting is named where it came from: a flag, a Python keyword argument, a config file's key
+NAMING = {"flags": _flag, "python": lambda f: f"{f}=", "file": lambda f: f"'{f}'"}
 
 
 def explain(e: ValidationError, source: str) -> UserError:
-    """A pydantic error as a UserError naming the flag (or the config file's key) and what was expected."""
+    """A pydantic error as a UserError naming the setting as the user wrote it (``source``: "flags", "python", or
+    a config file's path) and what was expected; an unknown name gets the closest known one."""
+    name_of = NAMING.get(source, NAMING["file"])
     parts = []
     for err in e.errors():
         field = ".".join(str(x) for x in err["loc"]) or "config"
-        name = _flag(field) if source == "flags" else f"'{field}'"
+        name = name_of(field)
         value = err.get("input")
         if not err["loc"]:  # a rule across fields (model validator): its message says it all
             parts.append(str(err["msg"]).removeprefix("Value error, "))
         elif err["type"] == "extra_forbidden":
-            parts.append(f"{name}: unknown option{_did_you_mean(field)}")
+            close = difflib.get_close_matches(field, list(TrainConfig.model_fields), n=1, cutoff=0.75)
+            parts.append(f"{name}: unknown {'keyword argument' if source == 'python' else 'option'}"
+                         + (f" (did you mean {name_of(close[0])}?)" if close else ""))
         else:
-            parts.append(f"{name}={value!r}: {str(err['msg']).removeprefix('Value error, ')}")
-    where = "invalid option value" if source == "flags" else f"{source}: invalid config"
+            parts.append(f"{name}{'' if source == 'python' else '='}{value!r}: "
+                         f"{str(err['msg']).removeprefix('Value error, ')}")
+    where = {"flags": "invalid option value", "python": "invalid argument"}.get(source, f"{source}: invalid config")
     return UserError(f"{where}: " + "; ".join(parts) + ".")
-
-
-def _did_you_mean(field: str) -> str:
-    close = difflib.get_close_matches(field, list(TrainConfig.model_fields), n=1, cutoff=0.75)
-    return f" (did you mean {_flag(close[0])}?)" if close else ""
 
 
 def read_config_file(path: str | Path) -> dict:
@@ -255,8 +264,9 @@ def read_config_file(path: str | Path) -> dict:
     return {str(k).replace("-", "_"): v for k, v in obj.items()}
 
 
-def make_config(flags: dict, config_file: str | None = None) -> TrainConfig:
-    """Merge defaults <- config file <- flags that were given (not None)."""
+def make_config(flags: dict, config_file: str | None = None, source: str = "flags") -> TrainConfig:
+    """Merge defaults <- config file <- flags that were given (not None); ``source`` names them in errors
+    ("flags" for the command line, "python" for keyword arguments)."""
     merged: dict = {}
     if config_file:
         file_values = read_config_file(config_file)
@@ -267,8 +277,9 @@ def make_config(flags: dict, config_file: str | None = None) -> TrainConfig:
         merged.update(file_values)
     merged.update({k: v for k, v in flags.items() if v is not None})
     if "data" not in merged:
-        raise UserError("missing --data: give a data file or a folder with train/validation/test files.")
+        raise UserError(f"missing {NAMING[source]('data')}: give a data file or a folder with train/validation/test "
+                        "files.")
     try:
         return TrainConfig.model_validate(merged)
     except ValidationError as e:
-        raise explain(e, "flags") from None
+        raise explain(e, source) from None

@@ -30,7 +30,7 @@ def is_quiet() -> bool:
 
 def info(message: str) -> None:
     if not _state["quiet"]:
-        _console.print(message, highlight=False, markup=False)
+        _console.print(message, highlight=False, markup=False, soft_wrap=True)  # one line, however long
 
 
 class _Bar:

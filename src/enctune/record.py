@@ -17,6 +17,7 @@ from . import progress
 from .analysis.report import confident_mistakes, render_run_report
 from .card import model_card
 from .encoders.cache import texts_hash
+from .encoders.resolve import encoder_identity
 from .model_folder import write_model_folder
 from .run_folder import write_run
 from .steps import Adapted, Choice, Evaluation, Splits
@@ -57,7 +58,7 @@ def run_metrics(splits: Splits, prepared: dict, choice: Choice, adapted: Adapted
         "strategy_reason": adapted.reason, "primary_metric": task.primary_metric,
         **({"fitted_on_validation": evaluation.fitted} if evaluation.fitted else {}),
         "validation": evaluation.scores.get("validation"), "test": evaluation.scores.get("test"),
-        "history": loop.history, "loss_curve": loop.losses,
+        "history": loop.history, "loss_curve": loop.losses, "kept_step": loop.kept_step,
         "costs": {
             **costs, "train_seconds": round(loop.seconds, 2), "eval_seconds": round(loop.eval_seconds, 2),
             "train_examples_per_second": round(loop.examples / max(loop.seconds - loop.eval_seconds, 1e-9), 1),
@@ -82,8 +83,23 @@ def run_metrics(splits: Splits, prepared: dict, choice: Choice, adapted: Adapted
     return metrics
 
 
+def used_config(cfg, splits: Splits, adapted: Adapted, encoder, precision: str) -> dict:
+    """config.json: the configuration the run used, with what the config left open resolved (the data files and
+    columns found, the strategy's epochs, learning rate and batch size, the encoder's pooling and layer, the
+    task, the precision). A carved validation split stays None: no file holds it."""
+    task = splits.task
+    found = {"validation": splits.files.get("validation"), "test": splits.files.get("test"),
+             "text_column": splits.columns.text, "text_pair_column": splits.columns.pair,
+             "label_column": splits.columns.label}
+    return {**cfg.model_dump(), **{k: v for k, v in found.items() if v is not None},
+            **STRATEGIES[adapted.strategy]().resolved(cfg, task, len(splits.train)),
+            "strategy": adapted.strategy, "task": task.name, "pair_mode": task.pair_mode,
+            "pooling": encoder.pooling, "layer": encoder.layer, "max_length": encoder.max_length,
+            "precision": precision}
+
+
 def write(out: Path, cfg, splits: Splits, prepared: dict, adapted: Adapted, evaluation: Evaluation, encoder,
-          meta: dict, metrics: dict) -> None:
+          meta: dict, metrics: dict, config: dict, folders: dict | None = None) -> None:
     """The run folder, in one step: model/, metrics.json, config.json, mistakes.jsonl and report.html."""
 
     result, task = adapted.result, splits.task
@@ -92,18 +108,19 @@ def write(out: Path, cfg, splits: Splits, prepared: dict, adapted: Adapted, eval
         mistakes = confident_mistakes(splits.named(), evaluation.outputs, {k: p.targets for k, p in prepared.items()},
                                       task, meta.get("temperature"))
     files = {"metrics.json": json.dumps(metrics, indent=2) + "\n",
-             "config.json": json.dumps(cfg.model_dump(), indent=2) + "\n",
+             "config.json": json.dumps(config, indent=2) + "\n",
              "mistakes.jsonl": "".join(json.dumps(m) + "\n" for m in mistakes)}
     try:
-        files["report.html"] = render_run_report(out.name, metrics, cfg.model_dump(), mistakes)
+        files["report.html"] = render_run_report(out.name, metrics, config, mistakes)
     except Exception as e:  # a figure that fails to draw must not cost the user the trained model
         warnings.warn(f"report.html not written ({type(e).__name__}: {e}); the run is complete without it.",
                       UserWarning, stacklevel=2)
     strategy = STRATEGIES[adapted.strategy]
 
     def write_model(folder: Path) -> None:
-        write_model_folder(folder, encoder, result.head, meta, model_card(meta, metrics),
+        card = model_card(meta, metrics, config, encoder_identity(cfg.model, encoder.source))
+        write_model_folder(folder, encoder, result.head, meta, card,
                            lambda enc, dst: strategy.write_encoder(enc, dst, result.encoder_trained))
 
-    write_run(out, write_model, files)
+    write_run(out, write_model, files, folders)
     progress.info(f"wrote {out}")

@@ -21,23 +21,37 @@ staging folder and swapped into place (``atomic.staged_folder``).
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from . import progress
 from .atomic import atomic_write_text, check_replaceable, clean_leftovers, staged_folder
+from .errors import UserError
 from .version import __version__
 
 RUN_MARKER = "enctune-run.json"
 CHECKPOINTS = "checkpoints"
 
 
-def check_out(out: str | Path, clean: bool = True) -> None:
-    """UserError unless ``out`` may receive a run (see the module docstring). What killed writes to ``out``
-    left behind is cleaned up first (a run moved aside goes back), and said; ``clean`` False leaves that to
-    another process (the main one, under a launcher)."""
+def check_out(out: str | Path, clean: bool = True, overwrite: bool = False, resume: bool = False) -> None:
+    """UserError unless ``out`` may receive a run (see the module docstring). A finished run there is replaced
+    only with ``overwrite``; a run in progress (checkpoints only) is continued with ``resume``, else replaced.
+    What killed writes to ``out`` left behind is cleaned up first (a run moved aside goes back), and said;
+    ``clean`` False leaves that to another process (the main one, under a launcher)."""
     for line in clean_leftovers(Path(out)) if clean else []:
         progress.info(line)
     check_replaceable(out, RUN_MARKER, "--out", "an enctune run")
+    marker = Path(out) / RUN_MARKER
+    if marker.is_file() and not overwrite and not resume and _state(marker) != "in progress":
+        raise UserError(f"--out {out}: holds a finished run already; pass --overwrite to replace it, or choose "
+                        "another --out.")
+
+
+def _state(marker: Path) -> str | None:
+    try:
+        return json.loads(marker.read_text(encoding="utf-8")).get("state")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _marker(files: list[str], state: str) -> str:
@@ -52,11 +66,21 @@ def mark_started(out: Path) -> None:
         atomic_write_text(out / RUN_MARKER, _marker([CHECKPOINTS], "in progress"))
 
 
-def write_run(out: Path, write_model, files: dict[str, str]) -> None:
+def write_run(out: Path, write_model, files: dict[str, str], folders: dict[str, Path] | None = None) -> None:
     """Write a finished run to ``out`` in one step: ``write_model(folder)`` writes ``model/``, ``files`` maps
-    the other file names to their text; the marker lists them all."""
+    the other file names to their text, ``folders`` names folders written beside ``out`` during the run
+    (the trackers' logs), moved in; the marker lists them all."""
+    folders = {k: v for k, v in (folders or {}).items() if v.is_dir()}
     with staged_folder(out) as tmp:
         write_model(tmp / "model")
         for name, text in files.items():
             atomic_write_text(tmp / name, text)
-        atomic_write_text(tmp / RUN_MARKER, _marker(["model", *files], "complete"))
+        for name, folder in folders.items():
+            os.replace(folder, tmp / name)
+        atomic_write_text(tmp / RUN_MARKER, _marker(["model", *files, *folders], "complete"))
+
+
+def logs_folder(out: Path) -> Path:
+    """Where a run's tracker logs go while it trains: beside ``out``, cleaned up if the run is killed, moved into
+    the run folder when it is written."""
+    return out.absolute().parent / f".{out.name}.logs-{os.getpid()}"

@@ -6,6 +6,7 @@
     choose          the strategy: as named, the advisor's pick, or (with --budget) the ladder's rungs
     adapt           run the strategy (or climb the ladder) through the one training loop
     evaluate        model outputs on validation and test, what is fitted on validation, the scores
+    repeated        adapt and evaluate with N seeds (--repeats): the spread of every score, the best kept
     calibrate       a temperature fitted on validation, kept only when it lowers validation ECE
 
 ``api.train`` runs them in this order and writes the run folder; cross-validation, ``advise``
@@ -14,6 +15,8 @@ and the ladder use the same functions. Raises ``UserError`` for every mistake th
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -142,13 +145,29 @@ def prepare(task: Task, encoder, splits: Splits, class_weights: str = "none") ->
     return prepared
 
 
-def cost_facts(cfg: TrainConfig, task: Task, encoder, prepared: dict[str, Prepared]) -> CostFacts:
-    """What the strategies' cost estimates read, measured on this run's data and encoder."""
+def cost_facts(cfg: TrainConfig, task: Task, encoder, prepared: dict[str, Prepared],
+               precision: str | None = None) -> CostFacts:
+    """What the strategies' cost estimates read, measured on this run's data and encoder; with ``precision``,
+    the training rate too (``training.rate``: a few steps of the encoder, under a second for the default)."""
+    import torch  # lazy: torch (~2 s), loaded by any run that gets here
+
+    from .training.rate import measured_rate  # lazy: torch (~2 s)
+
+    # what is built and run here draws from torch's generator (initial weights, dropout): on a fork of it, so that
+    # the run trains as it would have without the estimate
+    with torch.random.fork_rng(devices=[]):
+        network = encoder.skeleton()
+        head_params = sum(p.numel() for p in task.build_head(encoder.hidden_size, 0.0).parameters())
+        rate = None
+        if precision is not None and not torch.cuda.is_available():  # on a GPU, the CPU's rate says nothing
+            rate = measured_rate(encoder.model, precision, float(prepared["train"].tokens.lengths().mean()))
+    params = sum(p.numel() for p in network.parameters()) if network is not None else encoder.num_params()
     return CostFacts(train_tokens=int(prepared["train"].tokens.lengths().sum()),
                      eval_tokens=sum(int(p.tokens.lengths().sum()) for k, p in prepared.items() if k != "train"),
-                     train_examples=len(prepared["train"]), params=encoder.num_params(), layers=encoder.num_layers,
+                     train_examples=len(prepared["train"]), params=params, layers=encoder.num_layers,
                      hidden=encoder.hidden_size, labels=max(len(task.labels), 1), level=task.level, task=task,
-                     options=cfg)
+                     options=cfg, network=network, head_params=head_params, measured_rate=rate,
+                     validation_tokens=int(prepared["validation"].tokens.lengths().sum()))
 
 
 @dataclass
@@ -242,3 +261,68 @@ def calibrate(task: Task, evaluation: Evaluation, prepared: dict[str, Prepared],
     val = report["validation"]
     report["kept"] = bool(val["ece_after"] < val["ece_before"])
     return report
+
+
+@dataclass
+class Outcome:
+    """The run kept: its context (encoder, task), what the strategy returned, its evaluation; with --repeats,
+    the spread of every score over the seeds."""
+
+    ctx: RunContext
+    adapted: Adapted
+    evaluation: Evaluation
+    repeats: dict | None = None
+
+
+def repeated(ctx: RunContext, choice: Choice, repeats: int = 1) -> Outcome:
+    """Adapt and evaluate ``repeats`` times, with seeds seed, seed + 1, ... (the data split stays the one the
+    run's seed made): every score's mean, standard deviation and values go into the report, and the run with
+    the best validation score is kept. On a validation split of a few dozen rows one score is noise; the
+    spread says how much."""
+    outcomes, as_read = [], copy.deepcopy(ctx.task) if repeats > 1 else None
+    for i in range(repeats):
+        run = ctx if i == 0 else _reseeded(ctx, as_read, ctx.cfg.seed + i)
+        if repeats > 1 and ctx.log is not None:  # each seed's curves apart in the trackers
+            run = dataclasses.replace(run, log=_prefixed(ctx.log, f"seed {run.cfg.seed}/"))
+        adapted = adapt(run, choice)
+        run.task.record_head(adapted.result.head)
+        evaluation = evaluate(run, adapted.result)
+        outcomes.append((run.score(evaluation.outputs["validation"]), -i, Outcome(run, adapted, evaluation)))
+        if repeats > 1:
+            progress.info(f"repeat {i + 1}/{repeats} (seed {run.cfg.seed}): validation "
+                          f"{run.task.primary_metric} {outcomes[-1][0]:.4f}")
+    kept = max(outcomes, key=lambda o: o[:2])[2]
+    if repeats > 1:
+        kept.repeats = _spread([o[2] for o in outcomes], kept.ctx.cfg.seed)
+    return kept
+
+
+def _prefixed(log, prefix: str):
+    return lambda phase, values, step: log(prefix + phase, values, step)
+
+
+def _reseeded(ctx: RunContext, as_read: Task, seed: int) -> RunContext:
+    """A fresh start for another repeat: the seed, a newly loaded encoder, the task as read (not as the last
+    repeat fitted it), no checkpoints."""
+    from .training.seed import seed_all  # lazy: torch (~2 s), loaded by any run that gets here
+
+    seed_all(seed)
+    cfg = ctx.cfg.model_copy(update={"seed": seed})
+    task = copy.deepcopy(as_read)
+    return dataclasses.replace(ctx, cfg=cfg, task=task, splits=dataclasses.replace(ctx.splits, task=task),
+                               encoder=load_encoder(cfg, task, layer=ctx.encoder.layer), checkpoints=None,
+                               deadline=None)
+
+
+def _spread(outcomes: list[Outcome], kept_seed: int) -> dict:
+    """Per split and top-level score: mean, standard deviation (ddof 1) and the values, in seed order."""
+    out: dict = {"seeds": [o.ctx.cfg.seed for o in outcomes], "kept_seed": kept_seed}
+    for split in ("validation", "test"):
+        names = [k for k, v in (outcomes[0].evaluation.scores.get(split) or {}).items()
+                 if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if names:
+            values = {k: [float(o.evaluation.scores[split][k]) for o in outcomes] for k in names}
+            out[split] = {k: {"mean": round(float(np.mean(v)), 6), "std": round(float(np.std(v, ddof=1)), 6),
+                              "values": [round(x, 6) for x in v]} for k, v in values.items()}
+    return out
+

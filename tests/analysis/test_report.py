@@ -60,3 +60,26 @@ def test_report_escapes_text_and_refuses_non_runs(tmp_path, capsys):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>" not in html
     assert main(["report", str(tmp_path)]) == 2
     assert "not an enctune run folder" in capsys.readouterr().err
+
+
+def test_the_kept_evaluation_is_ringed_where_the_table_takes_its_score():
+    """A run keeps its best evaluation, not its last: the curve marks that point, whose score the table shows."""
+    history = [{"step": s, "score": v} for s, v in ((10, 0.70), (20, 0.80), (30, 0.75))]
+    metrics = {"task": "classify", "strategy": "probe", "primary_metric": "accuracy", "history": history,
+               "kept_step": 20, "validation": {"accuracy": 0.80, "macro_f1": 0.8}, "costs": {}}
+    svg = next(s for s in re.findall(r"<svg .*?</svg>", render_run_report("r", metrics, {}, []), flags=re.S)
+               if "validation score" in s)
+    rings = re.findall(r"<circle cx='([\d.]+)' cy='([\d.]+)' r='7'", svg)
+    points = re.findall(r"<circle cx='([\d.]+)' cy='([\d.]+)' r='3'", svg)
+    assert len(rings) == 1 and rings[0] == points[1]  # the second evaluation (step 20, 0.80), not the last
+
+
+def test_repeats_and_the_calibration_verdict_are_in_the_report():
+    metrics = {"task": "classify", "strategy": "probe", "primary_metric": "accuracy", "costs": {},
+               "test": {"accuracy": 0.8, "macro_f1": 0.8},
+               "repeats": {"seeds": [0, 1, 2], "kept_seed": 2,
+                           "test": {"accuracy": {"mean": 0.78, "std": 0.02, "values": [0.76, 0.78, 0.8]}}},
+               "calibration": {"temperature": 1.2, "kept": False, "test": {}}}
+    html = render_run_report("r", metrics, {}, [])
+    assert "seeds 0, 1, 2" in html and "seed 2, the best on validation" in html
+    assert "0.7600, 0.7800, 0.8000" in html and "not kept" in html

@@ -43,3 +43,16 @@ def test_every_strategy_round_trips_through_the_model_folder(strategy, tiny_bert
     assert 0 <= c["trainable_params"] <= c["total_params"]
     if strategy == "zeroshot":
         assert c["trainable_params"] == 0
+    # the advisor counts what trains with the code the run selects it with: the same figure
+    advice = enctune.advise(data=str(sentiment_dir), model=str(tiny_bert_std), **SETTINGS.get(strategy, FAST))
+    assert advice["estimates"][strategy]["trainable_params"] == c["trainable_params"]
+
+
+@pytest.mark.parametrize("options", [{}, {"lora_r": 4, "lora_targets": "c_attn"}])
+def test_the_advisor_counts_lora_adapters_exactly_on_a_transposed_network(options, tiny_gpt2_std, sentiment_dir,
+                                                                         tmp_path):
+    """GPT-2's Conv1D holds W as (d_in, d_out): the count must not care which way round."""
+    settings = {**FAST, "strategy": "lora", **options}
+    run = enctune.train(data=str(sentiment_dir), out=str(tmp_path / "run"), model=str(tiny_gpt2_std), **settings)
+    advice = enctune.advise(data=str(sentiment_dir), model=str(tiny_gpt2_std), **settings)
+    assert advice["estimates"]["lora"]["trainable_params"] == run.metrics["costs"]["trainable_params"]

@@ -194,11 +194,23 @@ def test_budget_ladder_keeps_the_best_and_writes_its_table(tiny_bert_std, sentim
     assert model.meta["strategy"] == metrics["strategy"]
 
 
+def test_a_ladder_rung_trains_as_a_run_of_its_strategy_with_the_seed(tiny_bert_std, sentiment_dir, tmp_path):
+    """Each rung starts from the run's seed, not from wherever the rungs before it left the generators: the
+    ladder's full rung scores what a plain full run with that seed scores."""
+    kw = dict(epochs=2, precision="fp32", seed=3)
+    ladder = _train(tiny_bert_std, sentiment_dir, tmp_path / "ladder", budget="10m", **kw)
+    (rung,) = [r for r in ladder.metrics["strategy_table"] if r["strategy"] == "full"]
+    plain = _train(tiny_bert_std, sentiment_dir, tmp_path / "plain", strategy="full", **kw)
+    assert rung["score"] == pytest.approx(plain.metrics["validation"]["accuracy"], abs=1e-6)
+    assert rung["trainable_params"] == plain.metrics["costs"]["trainable_params"]
+
+
 def test_budget_ladder_skips_what_does_not_fit(tiny_bert_std, sentiment_dir, tmp_path, monkeypatch):
     import enctune.strategies.base as base
 
     # a machine this slow makes every estimate far beyond the budget: the first trainable rung still runs
     monkeypatch.setattr(base, "CPU_TOKENS_PER_SEC_PER_CORE", 1e-3)
+    monkeypatch.setattr("enctune.training.rate.measured_rate", lambda *a, **k: 1e-3)
     run = _train(tiny_bert_std, sentiment_dir, tmp_path / "run", budget="10m", epochs=2)
     table = run.metrics["strategy_table"]
     ran = [r["strategy"] for r in table if "score" in r]

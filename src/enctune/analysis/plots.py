@@ -10,21 +10,28 @@ from __future__ import annotations
 from .svg import COLORS, Panel, figure, heatmap
 
 
-def learning_curves(runs: list[tuple[str, list, list, str]]) -> str:
-    """Train loss and validation metric by optimizer step, one line per run.
+def learning_curves(runs: list[tuple]) -> str:
+    """Train loss and validation metric by optimizer step, one line per run; the evaluation each run kept (its
+    best, the one its scores come from) ringed.
 
-    ``runs``: (name, loss_curve [[step, epoch, loss]...], history [{step, score, ...}...], metric name).
+    ``runs``: (name, loss_curve [[step, epoch, loss]...], history [{step, score, ...}...], metric name, and
+    optionally the step kept: when missing, the best evaluation's).
     """
     legend = "" if len(runs) > 1 else None
     metric = runs[0][3] if runs else "score"
     loss = Panel("train loss (smoothed)", "optimizer step", "loss", legend=legend)
-    val = Panel("validation score", "optimizer step", f"validation {metric}", legend=legend)
-    for k, (name, losses, history, _) in enumerate(runs):
+    val = Panel("validation score (ringed: the evaluation kept)", "optimizer step", f"validation {metric}",
+                legend=legend)
+    for k, (name, losses, history, _, *kept_step) in enumerate(runs):
         color = COLORS[k % len(COLORS)]
         if losses:
             loss.line([x[0] for x in losses], [x[2] for x in losses], color, name)
         if history:
             val.line([h["step"] for h in history], [h["score"] for h in history], color, name, marker=True)
+            # a run keeps its best evaluation, which need not be its last: the figure its table shows
+            at = [h for h in history if kept_step and h["step"] == kept_step[0]]
+            kept = at[-1] if at else max(history, key=lambda h: h["score"])
+            val.ring(kept["step"], kept["score"], color)
     return figure([(loss, 0, 0, 470, 330), (val, 480, 0, 470, 330)], 950, 330)
 
 

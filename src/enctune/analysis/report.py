@@ -162,11 +162,24 @@ def _scores_section(metrics: dict) -> list[str]:
         out.append(_table(["metric", "mean", "std", "folds"],
                           [[k, v["mean"], v["std"], ", ".join(f"{x:.4f}" for x in v["values"])]
                            for k, v in cv["metrics"].items()]))
+    reps = metrics.get("repeats")
+    if reps:
+        out.append(f"<p>Trained {len(reps['seeds'])} times (seeds {', '.join(map(str, reps['seeds']))}); the run kept "
+                   f"is seed {reps['kept_seed']}, the best on validation. Over the seeds:</p>")
+        out.append(_table(["split", "metric", "mean", "std", "per seed"],
+                          [[split, k, v["mean"], v["std"], ", ".join(f"{x:.4f}" for x in v["values"])]
+                           for split in ("validation", "test") for k, v in (reps.get(split) or {}).items()]))
+    if cal.get("temperature") is not None:
+        out.append(f"<p class='muted'>Calibration: temperature {cal['temperature']:.3f} fitted on validation, "
+                   + ("kept (it lowered the validation ECE)." if cal.get("kept") else
+                      "not kept (it did not lower the validation ECE): the probabilities are the model's own.")
+                   + "</p>")
     return out
 
 
 def _curves_section(runs: list[tuple[str, dict]]) -> list[str]:
-    data = [(n, m.get("loss_curve") or [], m.get("history") or [], m.get("primary_metric", "score")) for n, m in runs]
+    data = [(n, m.get("loss_curve") or [], m.get("history") or [], m.get("primary_metric", "score"),
+             m.get("kept_step")) for n, m in runs]
     if not any(d[1] or d[2] for d in data):
         return []
     return ["<h2>Learning curves</h2>", _img(plots.learning_curves(data), "learning curves")]

@@ -57,6 +57,10 @@ class Panel:
         pts = [(float(x), float(y)) for x, y in zip(xs, ys, strict=True) if math.isfinite(float(y))]
         self.items.append(("line", pts, color, label, marker, dash))
 
+    def ring(self, x, y, color: str) -> None:
+        """A hollow circle around one point (the evaluation a run kept, on its curve)."""
+        self.items.append(("ring", [(float(x), float(y))], color))
+
     def band(self, xs, lo, hi, color: str) -> None:
         self.items.append(("band", [(float(x), float(a), float(b)) for x, a, b in zip(xs, lo, hi, strict=True)], color))
 
@@ -66,7 +70,7 @@ class Panel:
     def _extent(self) -> tuple[float, float, float, float]:
         xs, ys = [], []
         for it in self.items:
-            if it[0] == "line":
+            if it[0] in ("line", "ring"):
                 xs += [p[0] for p in it[1]]
                 ys += [p[1] for p in it[1]]
             elif it[0] == "band":
@@ -141,6 +145,10 @@ class Panel:
                            + (" stroke-dasharray='5,4'" if dash else "") + "/>")
                 if marker:
                     series += [f"<circle cx='{_n(sx(x))}' cy='{_n(sy(y))}' r='3' fill='{color}'/>" for x, y in pts]
+            elif it[0] == "ring":
+                (x, y), color = it[1][0], it[2]
+                series.append(f"<circle cx='{_n(sx(x))}' cy='{_n(sy(y))}' r='7' fill='none' stroke='{color}' "
+                              "stroke-width='2'/>")
         # the clip keeps series inside the axes; its id is a digest of what it clips, unique in a page
         # and the same on every render
         clip = f"clip{zlib.crc32(''.join(series).encode() + repr((left, top, width, height)).encode()):08x}"

@@ -11,6 +11,7 @@ import typer
 from .. import api
 from ..atomic import atomic_write
 from ..data import load_texts
+from ..data.writers import check_row_format, write_rows
 from ..errors import UserError
 from ..serve.inputs import check_texts
 from ..tasks import TASKS
@@ -54,7 +55,9 @@ def predict(
     pair: list[str] | None = Opt(None, "--pair", help="The second text of each inline text (its context, for "
                                                       "extract); repeat once per text."),
     input_file: str | None = Opt(None, "--input", help="File of texts (jsonl, csv, tsv, json, parquet, txt)."),
-    output: str | None = Opt(None, "--output", help="Write predictions here as JSON lines."),
+    output: str | None = Opt(None, "--output", help="Write predictions here: .jsonl, .csv or .parquet, one row per "
+                                                    "text with the input's other columns (an id...) carried over."),
+    include_text: bool = Opt(False, "--include-text", help="Keep the text columns in the output rows too."),
     text_column: str | None = Opt(None, "--text-column", help="Column holding the text [default: found by name]."),
     text_pair_column: str | None = Opt(None, "--text-pair-column", help="Column holding the second text "
                                                                         "[default: found by name]."),
@@ -79,11 +82,11 @@ def predict(
 
         check_texts(texts, "texts")
         check_texts(pair or [], "--pair")
-    if output and Path(output).suffix.lower() not in (".jsonl", ".ndjson"):
-        raise UserError(f"--output {output}: expected a .jsonl file.")
+    if output:
+        check_row_format(output)
     if input_file:
         preds = api.predict_file(run, input_file, text_column, text_pair_column, batch_size, precision,
-                                 abstain_below)
+                                 abstain_below, include_text)
         shown, task = None, None
     else:
         model = api.load(run, precision=precision)
@@ -92,8 +95,7 @@ def predict(
     if not main_process():  # under a launcher every process predicted its share; one writes
         return
     if output:
-        atomic_write(output, lambda tmp: Path(tmp).write_text("".join(json.dumps(p) + "\n" for p in preds),
-                                                              encoding="utf-8"))
+        write_rows(output, preds if input_file else [{"text": t, **p} for t, p in zip(texts, preds, strict=True)])
         if not as_json and not quiet:
             print(f"wrote {len(preds)} predictions to {output}", file=sys.stderr)
     if as_json:

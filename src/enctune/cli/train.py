@@ -39,6 +39,15 @@ def metric_lines(metrics: dict) -> list[str]:
                 note = (f"  ECE {cal['ece_before']:.4f} -> {cal['ece_after']:.4f} calibrated" if kept else
                         f"  ECE {cal['ece_before']:.4f} (a temperature would not lower validation ECE; none kept)")
             lines.append(f"{split}: {task.summary(m)}{note}")
+    reps = metrics.get("repeats")
+    if reps:
+        primary = metrics["primary_metric"]
+        for split in ("validation", "test"):
+            spread = (reps.get(split) or {}).get(primary)
+            if spread:
+                lines.append(f"{split} {primary} over {len(reps['seeds'])} seeds: {spread['mean']:.4f} ± "
+                             f"{spread['std']:.4f} ({', '.join(f'{v:.4f}' for v in spread['values'])}); kept "
+                             f"seed {reps['kept_seed']}, the best on validation")
     table = metrics.get("strategy_table")
     if table:
         lines.append(f"{'strategy':<10} {'validation':>10} {'seconds':>8} {'trainable':>12}  status")

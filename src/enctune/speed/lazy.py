@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
 from torch import nn
 
 from . import enabled
@@ -37,7 +38,11 @@ class LazyNetwork(nn.Module):
 
     def _materialize(self) -> nn.Module:
         build = self.__dict__.pop("_build")
-        model = build()
+        # loading may draw from torch's generator (weights the file lacks are initialised at random): that must
+        # not shift what the run draws after it (a head's weights, dropout), or a run would train differently
+        # depending on when its network happened to be built
+        with torch.random.fork_rng(devices=[]):
+            model = build()
         model.train(self.training)
         if self.__dict__.pop("_freeze_on_build", False):
             model.requires_grad_(False)

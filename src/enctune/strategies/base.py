@@ -44,9 +44,12 @@ SMALL_VALIDATION = 50  # rows: below this a validation split carved from train d
 MIN_STEPS = 32  # optimizer steps a default schedule gives a small training set (at most MAX_FLOOR_EPOCHS)
 MAX_FLOOR_EPOCHS = 20
 # Training tokens per second per core of full fine-tuning for a 22.7M-parameter encoder on a CPU (scaled by
-# parameter count); a GPU is taken as GPU_SPEEDUP times 8 cores.
+# parameter count), where the rate was not measured (training.rate); a GPU is taken as GPU_SPEEDUP times 8 cores.
 CPU_TOKENS_PER_SEC_PER_CORE = 900.0
 GPU_SPEEDUP = 30.0
+# What every run pays besides its passes over the data: building the network, the first calls' warm-up, the
+# evaluation's bookkeeping (about 2 s for the default encoder on 2 AVX2 cores, BENCHMARKS.md "estimates").
+START_SECONDS = 2.0
 
 
 class StrategyOptions(BaseModel):
@@ -70,19 +73,33 @@ class CostFacts:
     level: str  # the task's level: "sequence" or "token"
     task: Any = None  # the run's task (its per-strategy defaults)
     options: Any = None  # the run's config (each strategy reads its own options and the user's epochs)
+    network: Any = None  # the encoder's network without weights (Encoder.skeleton): trainable parameters are
+    #                      counted on it by the code a run selects them with (Strategy.trainable_params)
+    head_params: int = 0  # the task head's parameters
+    validation_tokens: int = 0  # tokens in validation (evaluated several times by a run that trains the encoder)
+    measured_rate: float | None = None  # training.rate.measured_rate, when measured
 
     def rate(self) -> float:
-        """Training tokens per second of full fine-tuning on this machine (see CPU_TOKENS_PER_SEC_PER_CORE)."""
+        """Training tokens per second of full fine-tuning on this machine: measured (``training.rate``), else
+        CPU_TOKENS_PER_SEC_PER_CORE per core scaled by size."""
         import torch  # lazy: torch (~2 s) is loaded by the run anyway; the help text never gets here
 
+        if self.measured_rate:
+            return self.measured_rate
         scale = 22.7e6 / max(self.params, 1)
         if torch.cuda.is_available():
             return CPU_TOKENS_PER_SEC_PER_CORE * 8 * GPU_SPEEDUP * scale
         return CPU_TOKENS_PER_SEC_PER_CORE * max(torch.get_num_threads(), 1) * scale
 
     def forward_seconds(self) -> float:
-        """One frozen pass over every split: a forward pass is a third of a training step's cost per token."""
+        """One frozen pass over every split: a forward pass is a third of a training step's cost per token
+        (measured: 4,900 against 1,565 tokens/s for the default encoder, BENCHMARKS.md "estimates")."""
         return (self.train_tokens + self.eval_tokens) / (3 * self.rate())
+
+    def eval_seconds(self, validation_passes: float) -> float:
+        """Evaluating a run that trains the encoder: ``validation_passes`` over validation, one over test."""
+        test_tokens = self.eval_tokens - self.validation_tokens
+        return (validation_passes * self.validation_tokens + test_tokens) / (3 * self.rate())
 
     @property
     def weights_mb(self) -> float:
@@ -113,6 +130,7 @@ class RunContext:
     precision: str
     checkpoints: Checkpointer | None = None  # --checkpoint-every / --resume
     deadline: float | None = None  # time.monotonic() when the --budget ladder's time is up
+    log: Any = None  # log(phase, values, step) of the run's experiment trackers (--report-to), or None
 
     def keep_best(self) -> bool:
         """Rank evaluations (and stop early) only on a validation split big enough to rank with: a split
@@ -130,21 +148,12 @@ class RunContext:
                         grad_accum=cfg.grad_accum, max_grad_norm=cfg.max_grad_norm, patience=cfg.patience,
                         eval_every=cfg.eval_every, precision=self.precision, seed=cfg.seed,
                         max_tokens_per_batch=cfg.max_tokens_per_batch, description=description,
-                        deadline=self.deadline, keep_best=keep, early_stopping=keep)
+                        deadline=self.deadline, keep_best=keep, early_stopping=keep, log=self.log)
         settings.update(overrides)
         return LoopConfig(**settings)
 
     def head_from_labels(self) -> bool:
-        """Whether the head starts from the label descriptions: ``--init-head labels``, or ``auto`` with
-        ``--labels`` given, for a task whose heads can."""
-        cfg, task = self.cfg, self.task
-        want = cfg.init_head == "labels" or (cfg.init_head == "auto" and cfg.labels is not None)
-        if want and not task.label_heads:
-            if cfg.init_head == "labels":
-                raise UserError(f"--init-head labels: the '{task.name}' task has no head that starts from label "
-                                "descriptions.")
-            return False
-        return want
+        return head_from_labels(self.cfg, self.task)
 
     def build_head(self):
         """The task's head, started from the label descriptions when ``head_from_labels``; returns
@@ -218,6 +227,26 @@ class Strategy:
         raise NotImplementedError
 
     @classmethod
+    def select_trainable(cls, cfg: TrainConfig, network, n_layers: int) -> None:
+        """Set ``requires_grad`` on the encoder's ``network`` (its head always trains): nothing here; ``full``,
+        ``partial`` and ``lora`` choose theirs. The run and the advisor's count both call it."""
+
+    @classmethod
+    def trains_head(cls) -> bool:
+        return cls.trains
+
+    @classmethod
+    def trainable_params(cls, facts: CostFacts) -> int | None:
+        """The parameters a run trains, counted by applying ``select_trainable`` to the encoder's skeleton (the
+        code the run uses), plus the head's; None without a skeleton."""
+        if facts.network is None:
+            return None
+        facts.network.requires_grad_(False)
+        cls.select_trainable(facts.options, facts.network, facts.layers)
+        body = sum(p.numel() for p in facts.network.parameters() if p.requires_grad)
+        return body + (facts.head_params if cls.trains_head() else 0)
+
+    @classmethod
     def epochs_for(cls, facts: CostFacts) -> int:
         """The epochs a run on ``facts`` would train (the user's, the task's, or this strategy's default)."""
         if facts.options is None:
@@ -240,6 +269,12 @@ class Strategy:
             steps_per_epoch = -(-n_train // (batch_size * cfg.grad_accum))
             epochs = max(epochs, min(MAX_FLOOR_EPOCHS, -(-MIN_STEPS // steps_per_epoch)))
         return epochs, lr, batch_size
+
+    def resolved(self, cfg: TrainConfig, task: Task, n_train: int) -> dict:
+        """The settings this strategy ran with where the config left them to it (None in the config: "the
+        strategy's default"), for the run's config.json."""
+        epochs, lr, batch_size = self.hyper(cfg, task, n_train)
+        return {"epochs": epochs, "lr": lr, "batch_size": batch_size}
 
     # ---- what its model folder holds ----------------------------------------------------------------
     @classmethod
@@ -277,6 +312,18 @@ def link_encoder_files(source: str, dst: Path) -> bool:
     return True
 
 
+def head_from_labels(cfg: TrainConfig, task: Task) -> bool:
+    """Whether the head starts from the label descriptions: ``--init-head labels``, or ``auto`` with
+    ``--labels`` given, for a task whose heads can."""
+    want = cfg.init_head == "labels" or (cfg.init_head == "auto" and cfg.labels is not None)
+    if want and not task.label_heads:
+        if cfg.init_head == "labels":
+            raise UserError(f"--init-head labels: the '{task.name}' task has no head that starts from label "
+                            "descriptions.")
+        return False
+    return want
+
+
 def one_input_classes(task: Task, strategy: str, what: str) -> str | None:
     """Why ``task`` is not one class per example from one input (what zeroshot and fewshot compare), or None."""
     if task.label_space != "classes":
@@ -292,6 +339,18 @@ def count_params(module) -> tuple[int, int]:
     total = sum(p.numel() for p in module.parameters())
     trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
     return trainable, total
+
+
+def all_but_word_embeddings(network, freeze_embeddings: bool) -> None:
+    """Every weight of ``network`` trains, but (with ``freeze_embeddings``, the default) the word embeddings."""
+    network.requires_grad_(True)
+    if freeze_embeddings:
+        # The word-embedding matrix is half of a small encoder's parameters; rows of words absent from
+        # the task data get no gradient anyway, and keeping it fixed saves its dense gradient and
+        # optimizer state on every step.
+        emb = network.get_input_embeddings()
+        if emb is not None:
+            emb.weight.requires_grad_(False)
 
 
 def layers_trained(n_layers: int, unfreeze: int | None) -> int:

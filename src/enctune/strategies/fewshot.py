@@ -48,12 +48,14 @@ from pydantic import Field
 from .. import progress
 from ..errors import UserError
 from .base import (
+    START_SECONDS,
     CostFacts,
     Estimate,
     RunContext,
     Strategy,
     StrategyOptions,
     StrategyResult,
+    all_but_word_embeddings,
     count_params,
     one_input_classes,
 )
@@ -66,6 +68,9 @@ MIN_PAIRS = 200
 MAX_PAIRS = 4000
 ENUMERATE_MAX = 200_000  # candidate pairs per group listed outright; above, pairs are drawn at random
 EVAL_ROWS = 2000  # validation rows the centroid score reads at most (a seeded subset beyond)
+# Pairs train at this share of full fine-tuning's rate per token: their batches are not length-bucketed, so
+# they carry more padding (875 against 1,565 tokens/s for the default encoder, BENCHMARKS.md "estimates").
+PAIR_EFFICIENCY = 0.55
 
 
 def pair_count(n_train: int, given: int | None = None) -> int:
@@ -178,8 +183,18 @@ class FewshotStrategy(Strategy):
         """Each pair is two texts through a training step, then one frozen pass over every split."""
         pairs = pair_count(facts.train_examples, getattr(facts.options, "fewshot_pairs", None))
         per_text = facts.train_tokens / max(facts.train_examples, 1)
-        return Estimate(cls.name, pairs * 2 * per_text / facts.rate() + facts.forward_seconds(),
-                        facts.weights_mb * 4 + facts.activations_mb, facts.params, "contrastive pairs, then a head")
+        return Estimate(cls.name, pairs * 2 * per_text / (facts.rate() * PAIR_EFFICIENCY) + facts.forward_seconds()
+                        + START_SECONDS,
+                        facts.weights_mb * 4 + facts.activations_mb, cls.trainable_params(facts) or facts.params,
+                        "contrastive pairs, then a head")
+
+    @classmethod
+    def select_trainable(cls, cfg, network, n_layers):
+        """The contrastive phase trains what full fine-tuning trains: all but the word embeddings."""
+        all_but_word_embeddings(network, cfg.freeze_embeddings)
+
+    def resolved(self, cfg, task, n_train):
+        return {**super().resolved(cfg, task, n_train), "fewshot_pairs": pair_count(n_train, cfg.fewshot_pairs)}
 
     def run(self, ctx: RunContext) -> StrategyResult:
         task = ctx.task
@@ -221,12 +236,7 @@ class FewshotStrategy(Strategy):
         a, b, t = sample_pairs(y, pair_count(len(y), cfg.fewshot_pairs), cfg.seed)
         target = torch.from_numpy(t)
         model = TaskModel(enc, PairCosine())
-        for p in model.parameters():
-            p.requires_grad_(True)
-        if cfg.freeze_embeddings:
-            emb = enc.model.get_input_embeddings()
-            if emb is not None:
-                emb.weight.requires_grad_(False)
+        self.select_trainable(cfg, enc.model, enc.num_layers)
         trainable, _ = count_params(model)
 
         second_tokens = [0]  # the loop counts the first texts' tokens; the second texts' are counted here

@@ -16,7 +16,17 @@ import re
 from pydantic import Field
 
 from ..training.memory import Shape, check_fits
-from .base import CostFacts, Estimate, RunContext, Strategy, StrategyOptions, StrategyResult, count_params
+from .base import (
+    START_SECONDS,
+    CostFacts,
+    Estimate,
+    RunContext,
+    Strategy,
+    StrategyOptions,
+    StrategyResult,
+    all_but_word_embeddings,
+    count_params,
+)
 from .registry import register
 
 _LAYER = re.compile(r"\.(?:layer|layers|h|block|blocks)\.(\d+)\.")
@@ -79,24 +89,17 @@ class FullStrategy(Strategy):
 
     @classmethod
     def estimate(cls, facts: CostFacts) -> Estimate:
-        """epochs x tokens at the full fine-tuning rate, plus the evaluation passes; AdamW holds gradient and
-        two moments (12 bytes) per trained parameter; the word embeddings (about two layers' worth) stay."""
-        per_layer = facts.params / (max(facts.layers, 1) + 2)
-        trained = facts.params - 2 * per_layer
-        return Estimate(cls.name, cls.epochs_for(facts) * facts.train_tokens / facts.rate() + facts.forward_seconds() / 3,
-                        facts.weights_mb + trained * 12 / 2**20 + facts.activations_mb, int(trained))
+        """epochs x tokens at the full fine-tuning rate, plus two evaluations an epoch on validation and one on
+        test; AdamW holds gradient and two moments (12 bytes) per trained parameter."""
+        trained = cls.trainable_params(facts) or facts.params * 0.75
+        epochs = cls.epochs_for(facts)
+        return Estimate(cls.name, epochs * facts.train_tokens / facts.rate() + facts.eval_seconds(2 * epochs)
+                        + START_SECONDS, facts.weights_mb + trained * 12 / 2**20 + facts.activations_mb, int(trained))
 
-    def select_trainable(self, ctx: RunContext, model) -> None:
-        """Set ``requires_grad`` on what trains. Full: everything but (by default) the word embeddings."""
-        for p in model.parameters():
-            p.requires_grad_(True)
-        if ctx.cfg.freeze_embeddings:
-            # The word-embedding matrix is half of a small encoder's parameters; rows of words absent from
-            # the task data get no gradient anyway, and keeping it fixed saves its dense gradient and
-            # optimizer state on every step.
-            emb = ctx.encoder.model.get_input_embeddings()
-            if emb is not None:
-                emb.weight.requires_grad_(False)
+    @classmethod
+    def select_trainable(cls, cfg, network, n_layers):
+        """Full: everything but (by default) the word embeddings."""
+        all_but_word_embeddings(network, cfg.freeze_embeddings)
 
     def costs(self, ctx: RunContext, model, tokens: int) -> dict:
         trainable, total = count_params(model)
@@ -118,7 +121,7 @@ class FullStrategy(Strategy):
         self.wrap_encoder(ctx)
         enc = ctx.encoder
         model = TaskModel(enc, head, task.level)
-        self.select_trainable(ctx, model)
+        self.select_trainable(cfg, enc.model, enc.num_layers)
         for p in head.parameters():
             p.requires_grad_(True)
         trainable, total = count_params(model)

@@ -34,6 +34,8 @@ def run_ladder(ctx: RunContext, budget_seconds: float, est: dict[str, Estimate],
                outputs) -> tuple[StrategyResult, str, str, list[dict]]:
     """(best result, its strategy, why, the table of every rung); ``outputs(result, ctx, split)`` gives a
     result's model outputs on a split (the evaluation step's)."""
+    from ..training.seed import seed_all  # lazy: torch (~2 s); the ladder module loads with the registry
+
     start = time.monotonic()
     deadline = start + budget_seconds
     best: tuple[float, StrategyResult, str] | None = None
@@ -53,6 +55,7 @@ def run_ladder(ctx: RunContext, budget_seconds: float, est: dict[str, Estimate],
         # every rung starts from the pre-trained encoder; rungs that train change their own copy
         encoder = ctx.encoder if cls.frozen_features else copy.deepcopy(ctx.encoder)
         sub = dataclasses.replace(ctx, encoder=encoder, checkpoints=None, deadline=deadline)
+        seed_all(ctx.cfg.seed)  # each rung draws as a run of its own strategy with this seed would
         t0 = time.monotonic()
         result = cls().run(sub)
         result.encoder = result.encoder or encoder

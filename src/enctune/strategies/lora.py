@@ -35,13 +35,17 @@ from pathlib import Path
 from pydantic import Field
 
 from ..errors import UserError
-from .base import CostFacts, Estimate, RunContext, StrategyOptions, link_encoder_files
+from .base import START_SECONDS, CostFacts, Estimate, RunContext, StrategyOptions, link_encoder_files
 from .full import FullStrategy, layer_depth, non_embedding_params
 from .registry import register
 
 ADAPTER_DIR = "adapter"
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 ADAPTER_PREFIX = "lora_"  # PEFT's name for every LoRA parameter (lora_A, lora_B, lora_embedding_A, ...)
+
+# A LoRA step costs this share of a full step per token: the backward pass skips the frozen weights' gradients
+# but not the activations' (1,300 against 1,565 tokens/s for the default encoder, BENCHMARKS.md "estimates").
+LORA_COST = 0.85
 
 
 def projections(model, n_layers: int) -> dict:
@@ -99,12 +103,13 @@ class LoraStrategy(FullStrategy):
 
     @classmethod
     def estimate(cls, facts: CostFacts) -> Estimate:
-        """The forward pass and an activation-only backward pass (~0.7 of full's cost per token); optimizer
-        state for rank-r adapters on ~6 projections per layer."""
+        """The forward pass and an activation-only backward pass (LORA_COST of full's cost per token), and full's
+        evaluations; optimizer state for the adapters alone."""
         r = getattr(facts.options, "lora_r", 8) or 8
-        adapters = int(max(facts.layers, 1) * 6 * 2 * r * facts.hidden)
-        return Estimate(cls.name, cls.epochs_for(facts) * facts.train_tokens * 0.7 / facts.rate() + facts.forward_seconds() / 3,
-                        facts.weights_mb + facts.activations_mb, adapters, f"rank-{r} adapters")
+        adapters = cls.trainable_params(facts) or int(max(facts.layers, 1) * 6 * 2 * r * facts.hidden)
+        epochs = cls.epochs_for(facts)
+        return Estimate(cls.name, epochs * facts.train_tokens * LORA_COST / facts.rate() + facts.eval_seconds(2 * epochs)
+                        + START_SECONDS, facts.weights_mb + facts.activations_mb, adapters, f"rank-{r} adapters")
 
     def wrap_encoder(self, ctx: RunContext) -> None:
         """Replace the encoder's network with a PEFT model that adds the adapters (base weights shared)."""
@@ -125,10 +130,21 @@ class LoraStrategy(FullStrategy):
             warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
             enc.model = get_peft_model(enc.model, config)
 
-    def select_trainable(self, ctx: RunContext, model) -> None:
+    @classmethod
+    def select_trainable(cls, cfg, network, n_layers):
         """The adapters train; every pre-trained encoder weight stays frozen (the head is set by ``run``)."""
-        for name, p in model.encoder.named_parameters():
+        for name, p in network.named_parameters():
             p.requires_grad_(ADAPTER_PREFIX in name)
+
+    @classmethod
+    def trainable_params(cls, facts):
+        """Rank-r factors B (d_out x r) and A (r x d_in) on each module ``target_modules`` picks (the run's own
+        choice), no biases: r (d_in + d_out) each; plus the head."""
+        if facts.network is None:
+            return None
+        modules = dict(facts.network.named_modules())
+        names = target_modules(facts.network, facts.layers, facts.options.lora_targets)
+        return sum(facts.options.lora_r * sum(modules[n].weight.shape) for n in names) + facts.head_params
 
     def costs(self, ctx: RunContext, model, tokens: int) -> dict:
         costs = super().costs(ctx, model, tokens)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from ..errors import UserError
-from .base import CostFacts, Estimate, RunContext, layers_trained
+from .base import START_SECONDS, CostFacts, Estimate, layers_trained
 from .full import FullOptions, FullStrategy, layer_depth
 from .registry import register
 
@@ -36,20 +36,21 @@ class PartialStrategy(FullStrategy):
         """The forward pass plus the backward pass of k of L layers; optimizer state for those k."""
         layers = max(facts.layers, 1)
         k = layers_trained(facts.layers, getattr(facts.options, "unfreeze_layers", None))
-        trained = facts.params / (layers + 2) * k
-        return Estimate(cls.name, cls.epochs_for(facts) * facts.train_tokens * (1 + 2 * k / layers) / (3 * facts.rate())
-                        + facts.forward_seconds() / 3,
+        trained = cls.trainable_params(facts) or facts.params / (layers + 2) * k
+        epochs = cls.epochs_for(facts)
+        return Estimate(cls.name, epochs * facts.train_tokens * (1 + 2 * k / layers) / (3 * facts.rate())
+                        + facts.eval_seconds(2 * epochs) + START_SECONDS,
                         facts.weights_mb + trained * 12 / 2**20 + facts.activations_mb * k / layers, int(trained),
                         f"top {k} of {layers} layers")
 
-    def select_trainable(self, ctx: RunContext, model) -> None:
-        n = ctx.encoder.num_layers
-        k = layers_trained(n, ctx.cfg.unfreeze_layers)
-        if n < 1:
+    @classmethod
+    def select_trainable(cls, cfg, network, n_layers):
+        k = layers_trained(n_layers, cfg.unfreeze_layers)
+        if n_layers < 1:
             raise UserError("--strategy partial: this encoder has no layers to unfreeze; use full or probe.")
-        if k > n:
-            raise UserError(f"--unfreeze-layers {k}: this encoder has {n} layers.")
-        lowest = n - k + 1  # depth of the lowest block that trains
-        for name, p in model.encoder.named_parameters():
+        if k > n_layers:
+            raise UserError(f"--unfreeze-layers {k}: this encoder has {n_layers} layers.")
+        lowest = n_layers - k + 1  # depth of the lowest block that trains
+        for name, p in network.named_parameters():
             # the BERT pooler sits above the last layer but is never used: it stays frozen
-            p.requires_grad_(layer_depth("encoder." + name, n) >= lowest and "pooler" not in name)
+            p.requires_grad_(layer_depth("encoder.model." + name, n_layers) >= lowest and "pooler" not in name)

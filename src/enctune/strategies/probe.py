@@ -16,7 +16,17 @@ from pydantic import Field
 
 from .. import progress
 from ..optim import lbfgs
-from .base import CostFacts, Estimate, RunContext, Strategy, StrategyOptions, StrategyResult, count_params
+from .base import (
+    START_SECONDS,
+    CostFacts,
+    Estimate,
+    RunContext,
+    Strategy,
+    StrategyOptions,
+    StrategyResult,
+    count_params,
+    head_from_labels,
+)
 from .full import non_embedding_params
 from .registry import register
 
@@ -204,29 +214,32 @@ def solve_head(ctx: RunContext, features: dict[str, np.ndarray]):
             result.history.append({"step": result.steps, "epoch": k + 1, "lr": 0.0, "l2": value, "score": score,
                                    task.primary_metric: score, "train_loss": round(float(fit.fun), 6),
                                    "iterations": int(fit.nit)})
-            pbar.advance(1, status=f"l2 {value:g}: {task.primary_metric} {score:.4f}")
-            if score > result.best_score:
+            better = score > result.best_score
+            if better:
                 result.best_score, result.best_step, best_vec, since_best = score, result.steps, fit.x, 0
-            else:
+            # the figure the run keeps is the best so far, not the last strength's: the status says both
+            pbar.advance(1, status=f"l2 {value:g}: validation {task.primary_metric} {score:.4f}, best "
+                                   f"{result.best_score:.4f}")
+            if not better:
                 since_best += 1
                 if since_best >= PATH_PATIENCE:
                     result.stopped_early = k < len(L2_PATH) - 1
                     break
     solver.set(best_vec)
+    result.kept_step = result.best_step
     head.eval()
     result.epochs_run = float(len(result.history))
     result.seconds = time.perf_counter() - t0
     return head, result
 
 
-def use_solver(ctx: RunContext) -> bool:
+def use_solver(cfg, task) -> bool:
     """Whether the probe's head is solved full-batch (``solve_head``) rather than trained by the loop:
     ``--head-solver lbfgs``, or ``auto`` unless the head starts from label descriptions (there early stopping
     near the start is what regularises) or checkpoints are asked for (the loop writes them)."""
-    cfg = ctx.cfg
     if cfg.head_solver != "auto":
         return cfg.head_solver == "lbfgs"
-    return not ctx.head_from_labels() and not cfg.checkpoint_every and not cfg.resume
+    return not head_from_labels(cfg, task) and not cfg.checkpoint_every and not cfg.resume
 
 
 class ProbeOptions(StrategyOptions):
@@ -256,8 +269,9 @@ class ProbeStrategy(Strategy):
 
     @classmethod
     def estimate(cls, facts: CostFacts) -> Estimate:
-        return Estimate(cls.name, facts.forward_seconds() + 5, facts.weights_mb + 300,
-                        facts.hidden * facts.labels + facts.labels, "one encoder pass, cached; the head trains in seconds")
+        return Estimate(cls.name, facts.forward_seconds() + START_SECONDS, facts.weights_mb + 300,
+                        facts.head_params or facts.hidden * facts.labels + facts.labels,
+                        "one encoder pass, cached; the head trains in seconds")
 
     def run(self, ctx: RunContext) -> StrategyResult:
         cfg, enc, task = ctx.cfg, ctx.encoder, ctx.task
@@ -266,7 +280,7 @@ class ProbeStrategy(Strategy):
         named = {"train": ctx.splits.train, "validation": ctx.splits.validation, "test": ctx.splits.test}
         features, hits, tokens_encoded = pooled_features(enc, named, ctx.tokens, ctx.precision)
 
-        if use_solver(ctx):
+        if use_solver(ctx.cfg, ctx.task):
             head, result = solve_head(ctx, features)
         else:
             head, result = train_head(ctx, features, epochs, lr, batch_size, ctx.checkpoints)
@@ -278,6 +292,11 @@ class ProbeStrategy(Strategy):
                  "train_flops_estimate": 2 * non_embedding_params(enc) * tokens_encoded if tokens_encoded else 0}
         return StrategyResult(head=head, loop=result, encoder_trained=False,
                               features={k: np.asarray(v) for k, v in features.items()}, costs=costs)
+
+    def resolved(self, cfg, task, n_train):
+        if use_solver(cfg, task):
+            return {"head_solver": "lbfgs"}  # solved full-batch: no epochs, learning rate or batch size
+        return {**super().resolved(cfg, task, n_train), "head_solver": "sgd"}
 
     @classmethod
     def write_encoder(cls, encoder, folder, trained):

@@ -49,6 +49,7 @@ from .. import progress
 from ..errors import UserError
 from ..tasks.classify import CLOZE_ACTIVATIONS
 from .base import (
+    START_SECONDS,
     CostFacts,
     Estimate,
     RunContext,
@@ -93,9 +94,12 @@ class ZeroshotStrategy(Strategy):
                    "them with --labels \"name: a phrase;name2: another\".")
         return why
 
+    def resolved(self, cfg, task, n_train):
+        return {"zeroshot_mode": "cloze" if cfg.zeroshot_mode == "cloze" else "similarity"}  # nothing trains
+
     @classmethod
     def estimate(cls, facts: CostFacts) -> Estimate:
-        return Estimate(cls.name, facts.eval_tokens / (3 * facts.rate()), facts.weights_mb + 200, 0)
+        return Estimate(cls.name, facts.forward_seconds() + START_SECONDS, facts.weights_mb + 200, 0)
 
     def run(self, ctx: RunContext) -> StrategyResult:
         from ..model import head_logits  # lazy: torch (~2 s)

@@ -58,6 +58,7 @@ class LoopConfig:
     deadline: float | None = None  # time.monotonic() after which training stops (the --budget ladder)
     keep_best: bool = True  # restore the weights of the best evaluation (else keep the last)
     early_stopping: bool = True  # stop after ``patience`` evaluations without improvement
+    log: Callable | None = None  # log(phase, values, step): the experiment trackers (enctune.tracking)
 
 
 @dataclass
@@ -66,6 +67,7 @@ class LoopResult:
     losses: list[list[float]] = field(default_factory=list)  # [step, epoch, smoothed train loss], ~200 points
     best_score: float = -math.inf
     best_step: int = 0
+    kept_step: int | None = None  # the step whose weights the model holds at the end (best, or last)
     steps: int = 0
     epochs_run: float = 0.0
     examples: int = 0
@@ -129,8 +131,11 @@ def fit(model: nn.Module, loader, loss_fn: Callable, evaluate: Callable, cfg: Lo
                 pos["batch"] = start + len(group)
                 seen += sum(len(idx) for idx in group)
                 pos["running"] = loss if t.running is None else 0.9 * t.running + 0.1 * loss
-                pbar.advance(1, status=f"loss {t.running:.4f}  "
-                                       f"{seen / max(time.perf_counter() - window_t, 1e-9):.0f} ex/s")
+                rate = seen / max(time.perf_counter() - window_t, 1e-9)
+                pbar.advance(1, status=f"loss {t.running:.4f}  {rate:.0f} ex/s")
+                if cfg.log is not None:
+                    cfg.log(cfg.description, {"loss": t.running, "lr": t.scheduler.get_last_lr()[0],
+                                              "examples_per_second": rate}, result.steps)
                 if result.steps % max(1, total // 200) == 0 or result.steps == 1:
                     result.losses.append([result.steps, round(epoch + pos["batch"] / len(order), 4),
                                           round(t.running, 6)])
@@ -237,6 +242,8 @@ def _evaluate(t: _Training, epoch_float: float) -> bool:
         result.history.append({"step": result.steps, "epoch": round(epoch_float, 3),
                                "lr": t.scheduler.get_last_lr()[0], "score": score, **metrics,
                                "train_loss": round(t.running, 6) if t.running is not None else None})
+        if cfg.log is not None:
+            cfg.log(cfg.description, {f"validation_{k}": v for k, v in metrics.items()}, result.steps)
         if score > result.best_score:
             result.best_score, result.best_step = score, result.steps
             # only trainable weights can have changed: copy those
@@ -261,8 +268,10 @@ def _finish(t: _Training, steps_per_epoch: int) -> LoopResult:
     result.epochs_run = round(result.steps / max(steps_per_epoch, 1), 3)
     result.seconds = time.perf_counter() - t.t0
     result.tokens = distributed.sum_int(result.tokens)
+    result.kept_step = result.steps
     if t.best_state is not None and cfg.keep_best:
         t.unwrapped.load_state_dict(t.best_state, strict=False)
+        result.kept_step = result.best_step
     t.unwrapped.eval()
     return result
 
