@@ -26,6 +26,7 @@ from .cv import check_folds, cross_validate
 from .data import Columns, Examples, carried_columns, read_inputs, read_table
 from .encoders.resolve import file_digest
 from .errors import UserError
+from .model_folder import find_model_folder
 from .numeric import softmax
 from .run_folder import check_out, logs_folder, mark_started
 from .serve.export import FORMATS, export_merged, export_onnx
@@ -87,7 +88,7 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
     strategy, adapt, evaluate, calibrate, write ``out`` in one step. Returns the ``Run`` (its folder, metrics and a
     predictor). Raises ``UserError`` for every mistake the user can fix."""
     from . import distributed  # lazy: torch (~2 s); `import enctune.api` and the help text never need it
-    from .model import TaskModel
+    from .model import TaskModel  # lazy: torch (~2 s)
     from .serve.predictor import Predictor  # lazy: torch (~2 s)
     from .training.checkpoint import Checkpointer  # lazy: torch (~2 s)
     from .training.seed import seed_all  # lazy: torch (~2 s)
@@ -276,7 +277,6 @@ def embed(model: str, texts: list[str] | Examples, layer: int | None = None, poo
     """Pooled representations (N, H) from a pre-trained encoder name/folder or a trained run folder."""
     from . import distributed  # lazy: torch (~2 s); `import enctune.api` and the help text never need it
     from .encoders.encoder import Encoder  # lazy: torch (~2 s)
-    from .model_folder import find_model_folder
     from .precision import resolve_precision  # lazy: torch (~2 s)
     from .serve.predictor import embed as embed_texts  # lazy: torch (~2 s)
 

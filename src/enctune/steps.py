@@ -29,6 +29,7 @@ from . import progress
 from .calibrate import calibration_report, fit_temperature
 from .config import TrainConfig, budget_seconds
 from .data import Columns, Examples, carve_validation, overlap_warnings, read_table, split_files
+from .encoders.resolve import refuse_lora_run
 from .errors import UserError
 from .strategies import STRATEGIES, CostFacts, Estimate, RunContext, StrategyResult
 from .strategies.advisor import applicable, choose_strategy, estimates, smallest_class
@@ -116,7 +117,6 @@ def load_encoder(cfg: TrainConfig, task: Task, layer: int | None = None, lazy: b
     """The run's encoder, laid out for the task (a per-token task pads on the right). Lazy: a probe whose
     features are all cached never needs the network, only its tokenizer and config."""
     from .encoders.encoder import Encoder  # lazy: torch (~2 s), which the help text never needs
-    from .encoders.resolve import refuse_lora_run
 
     refuse_lora_run(cfg.model)
     if cfg.trust_remote_code:
