@@ -112,7 +112,8 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
     device, where = _where_it_runs()
     precision = _precision(cfg, device)
     prepared = steps.prepare(task, encoder, splits, cfg.class_weights)
-    # the advisor weighs times only when it chooses: then the rate is measured (a named strategy skips it)
+    # the advisor weighs times and counts only when it chooses: then the rate is measured and the network's
+    # skeleton built (a named strategy skips both)
     facts = steps.cost_facts(cfg, task, encoder, prepared, precision if cfg.strategy == "auto" else None)
     choice = steps.choose(cfg, splits, facts, where)
     labels_note = f"{len(task.labels)} labels; " if task.labels else ""
