@@ -283,7 +283,7 @@ class Slow:
         self.task, self.labels, self.calls = type("T", (), {"name": "regress"})(), [], []
 
     def predict(self, texts, pairs=None):
-        self.calls.append(len(texts))
+        self.calls.append(list(texts))
         time.sleep(0.01)
         return [{"value": len(t)} for t in texts]
 
@@ -297,13 +297,16 @@ def test_a_small_request_is_answered_while_a_large_one_is_still_running():
     with running_server(build_app([ServedModel("slow", model, "/nonexistent")], limits)) as url, \
             cf.ThreadPoolExecutor(2) as pool:
         large = pool.submit(httpx.post, f"{url}/predict", json={"texts": large_texts}, timeout=60)
-        while len(model.calls) < 2:  # the warm-up call, then the first piece
+        while len(model.calls) < 2:  # the warm-up call, then the first piece of the large request
             time.sleep(0.002)
         small = httpx.post(f"{url}/predict", json={"text": "hi"}, timeout=60)
         small_done, large_running = time.monotonic(), not large.done()
         assert large.result().json() == [{"value": 303}] * 64
     assert small.json() == [{"value": 2}] and large_running, small_done
-    assert 1 in model.calls[2:] and max(model.calls[1:]) == 1  # its own call; never more than one long text
+    served = model.calls[1:]  # after the warm-up call
+    assert all(len(call) == 1 for call in served)  # never more than one long text a call (64-token budget)
+    small_at = served.index(["hi"])  # the small text had a call of its own...
+    assert 0 < small_at < len(served) - 1  # ...after the large request's first piece and before its last
 
 
 def test_info_keeps_the_loaded_runs_metrics_and_shows_no_server_path(runs, tmp_path, tiny_bert):
