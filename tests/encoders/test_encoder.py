@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from enctune.encoders.pooling import POOLINGS
@@ -91,3 +92,24 @@ def test_a_causal_tokenizer_without_pad_token_pads_with_end_of_text(tiny_gpt2, t
     together = enc.encode(enc.tokenize(texts))[(-1, "last")]
     alone = np.stack([enc.encode(enc.tokenize([t]))[(-1, "last")][0] for t in texts])
     np.testing.assert_allclose(together, alone, atol=1e-5)
+
+
+def test_the_pooling_a_sentence_transformers_folder_names_is_read_in_either_spelling(tmp_path):
+    """sentence-transformers up to 5.1 writes one flag per mode; later versions one "pooling_mode" string (a
+    folder it saves today said mean that way, and was read as cls)."""
+    from enctune.encoders.resolve import default_pooling
+
+    class Config:
+        model_type, architectures = "bert", ["BertModel"]
+
+    for i, (config, want) in enumerate([({"pooling_mode_mean_tokens": True}, "mean"),
+                                        ({"pooling_mode": "mean"}, "mean"), ({"pooling_mode": ["max"]}, "max"),
+                                        ({"pooling_mode": "lasttoken"}, "last"), ({"pooling_mode": "cls"}, "cls")]):
+        folder = tmp_path / str(i)
+        (folder / "1_Pooling").mkdir(parents=True)
+        (folder / "1_Pooling" / "config.json").write_text(json.dumps(config))
+        assert default_pooling(str(folder), Config()) == want, config
+    (tmp_path / "w" / "1_Pooling").mkdir(parents=True)
+    (tmp_path / "w" / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode": "weightedmean"}))
+    with pytest.warns(UserWarning, match="pooling 'weightedmean' is not one enctune computes; using cls"):
+        assert default_pooling(str(tmp_path / "w"), Config()) == "cls"

@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 import os
+import warnings
 from functools import lru_cache
 from pathlib import Path
 
@@ -104,6 +105,10 @@ def is_causal(config) -> bool:
         a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs)
 
 
+# a sentence-transformers pooling config's "pooling_mode" -> enctune's pooling ("lasttoken": the last real token)
+ST_POOLING_MODES = {"mean": "mean", "cls": "cls", "max": "max", "lasttoken": "last"}
+
+
 def default_pooling(path: str, config) -> str:
     """The pooling the checkpoint was trained with, when it says; else cls (bidirectional) or last (causal)."""
     folder = Path(path)
@@ -115,6 +120,16 @@ def default_pooling(path: str, config) -> str:
         pool_dirs += sorted(folder.glob("*_Pooling"))
         for d in pool_dirs:
             c = _json_or_none(d / "config.json")
+            # sentence-transformers >= 5.2 writes one "pooling_mode" string; earlier versions one flag per mode
+            mode = c.get("pooling_mode") if isinstance(c, dict) else None
+            if isinstance(mode, list) and len(mode) == 1:  # a list of modes, concatenated: one is one
+                mode = mode[0]
+            if isinstance(mode, str) and mode in ST_POOLING_MODES:
+                return ST_POOLING_MODES[mode]
+            if isinstance(mode, str):
+                warnings.warn(f"{d / 'config.json'}: pooling '{mode}' is not one enctune computes; using "
+                              f"{'last' if is_causal(config) else 'cls'} (choose one with --pooling).", UserWarning,
+                              stacklevel=2)
             for key, name in (("pooling_mode_mean_tokens", "mean"), ("pooling_mode_cls_token", "cls"),
                               ("pooling_mode_max_tokens", "max"), ("pooling_mode_lasttoken", "last")):
                 if isinstance(c, dict) and c.get(key) is True:

@@ -40,8 +40,9 @@ class LazyNetwork(nn.Module):
         build = self.__dict__.pop("_build")
         # loading may draw from torch's generator (weights the file lacks are initialised at random): that must
         # not shift what the run draws after it (a head's weights, dropout), or a run would train differently
-        # depending on when its network happened to be built
-        with torch.random.fork_rng(devices=[]):
+        # depending on when its network happened to be built. Built outside inference mode even when first used
+        # inside it (an encoding pass before training): weights made there could never be trained
+        with torch.random.fork_rng(devices=[]), torch.inference_mode(False):
             model = build()
         model.train(self.training)
         if self.__dict__.pop("_freeze_on_build", False):

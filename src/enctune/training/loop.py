@@ -216,8 +216,8 @@ def _train_step(t: _Training, group: list) -> float:
             loss = t.loss_fn(logits.float(), labels) * (len(labels) / n_rows)
             accelerator.backward(loss)
         total_loss += loss.item()
-        if "attention_mask" in piece:
-            result.tokens += int(piece["attention_mask"].sum())
+        # every input's real tokens (a pair encoded apart has two masks: attention_mask and attention_mask_b)
+        result.tokens += sum(int(v.sum()) for k, v in piece.items() if k.startswith("attention_mask"))
     result.examples += sum(len(idx) for idx in group)
     if cfg.max_grad_norm:
         t.clip()
