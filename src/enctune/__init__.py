@@ -10,6 +10,7 @@ from .errors import UserError
 from .version import __version__
 
 API = ("train", "advise", "evaluate", "predict_file", "embed", "export")
+SEARCH = ("index", "Searcher", "evaluate_retrieval")
 
 
 def __getattr__(name):
@@ -22,7 +23,11 @@ def __getattr__(name):
         from . import api  # lazy: the API and its registries (~0.4 s) load when first used
 
         return getattr(api, name)
+    if name in SEARCH:
+        from . import search  # lazy: like the API (~0.4 s), torch only when an encoder loads
+
+        return getattr(search, name)
     raise AttributeError(name)
 
 
-__all__ = ["UserError", "__version__", "load", *API]
+__all__ = ["UserError", "__version__", "load", *API, *SEARCH]

@@ -26,9 +26,10 @@ from .cv import check_folds, cross_validate
 from .data import Columns, Examples, carried_columns, read_inputs, read_table
 from .encoders.resolve import file_digest
 from .errors import UserError
-from .model_folder import find_model_folder
 from .numeric import softmax
+from .retrieval import is_beir_folder
 from .run_folder import check_out, logs_folder, mark_started
+from .search import Searcher, evaluate_retrieval, index, load_embedder
 from .serve.export import FORMATS, export_merged, export_onnx
 from .serve.loading import require
 from .strategies import RunContext
@@ -212,9 +213,16 @@ def advise(config: TrainConfig | None = None, config_file: str | None = None, **
 
 
 def evaluate(path: str | os.PathLike, data: str | os.PathLike, text_column: str | None = None,
-             pair_column: str | None = None, label_column: str | None = None, batch_size: int = 256) -> dict:
+             pair_column: str | None = None, label_column: str | None = None, batch_size: int = 256,
+             rerank: str | None = None, rerank_k: int = 20) -> dict:
     """Metrics of a trained model on a labelled file (the run's own column names are used when the file has
-    them); a task with calibrated probabilities also gets their ECE."""
+    them); a task with calibrated probabilities also gets their ECE. On a retrieval folder (corpus.jsonl,
+    queries.jsonl, qrels/), ``path`` may be any encoder (a run folder or a pre-trained name): its test queries
+    (else its only judged split's) rank the whole corpus."""
+    if is_beir_folder(data):
+        return evaluate_retrieval(path, data, batch_size, rerank=rerank, rerank_k=rerank_k)
+    if rerank is not None:
+        raise UserError("--rerank: for retrieval folders (corpus.jsonl, queries.jsonl, qrels/).")
     predictor = load(path)
     if not hasattr(predictor, "outputs"):
         raise UserError(f"{path}: an ONNX export predicts but does not evaluate: evaluate the run folder it came "
@@ -235,6 +243,10 @@ def evaluate(path: str | os.PathLike, data: str | os.PathLike, text_column: str 
 
         metrics["ece"] = round(ece(softmax(outputs), np.asarray(prepared.targets)), 6)
     return {"n": len(ex), "task": task.name, **metrics}
+
+
+__all__ = ["Run", "Searcher", "advise", "embed", "evaluate", "evaluate_retrieval", "export", "index", "load",
+           "predict_file", "train"]
 
 
 def _present(table, name: str | None) -> str | None:
@@ -277,21 +289,19 @@ def embed(model: str, texts: list[str] | Examples, layer: int | None = None, poo
           max_length: int | None = None, batch_size: int = 256, precision: str = "fp32") -> np.ndarray:
     """Pooled representations (N, H) from a pre-trained encoder name/folder or a trained run folder."""
     from . import distributed  # lazy: torch (~2 s); `import enctune.api` and the help text never need it
-    from .encoders.encoder import Encoder  # lazy: torch (~2 s)
     from .precision import resolve_precision  # lazy: torch (~2 s)
     from .serve.predictor import embed as embed_texts  # lazy: torch (~2 s)
 
     if isinstance(texts, str):
         texts = [texts]
     ex = texts if isinstance(texts, Examples) else Examples(list(texts), None, None)
-    p = Path(str(model))
-    try:
-        folder = find_model_folder(p) if p.is_dir() else None
-    except UserError:
-        folder = None
-    encoder = load(folder).encoder if folder is not None else Encoder.load(model, pooling=pooling,
-                                                                            max_length=max_length)
+    embedder = load_embedder(model, pooling, max_length)
+    encoder = embedder.encoder
     distributed.init()
+    if embedder.predictor is not None and layer is None and pooling is None:  # a retrieve run: its embedding
+        with progress.bar("embed", total=len(ex)) as pbar:
+            return distributed.gather_rows(len(ex), lambda idx: embedder.predictor.logits(
+                [ex.texts[i] for i in idx], None, batch_size, progress=pbar))
     with progress.bar("embed", total=len(ex)) as pbar:  # under a launcher: each process its share
         return distributed.gather_rows(len(ex), lambda idx: embed_texts(
             encoder, [ex.texts[i] for i in idx], [ex.pairs[i] for i in idx] if ex.pairs is not None else None,

@@ -37,7 +37,8 @@ def model_card(meta: dict, metrics: dict, config: dict, base: dict) -> str:
                        else Path(f).stem for f in (metrics.get("data") or {}).get("files", {}).values()})
     dataset = datasets[0] if datasets else "user data"
     header = {"base_model": base["name"], "library_name": "enctune",
-              "pipeline_tag": "question-answering" if task.label_space == "spans" else PIPELINE_TAGS[task.level],
+              "pipeline_tag": task.pipeline_tag or ("question-answering" if task.label_space == "spans"
+                                                     else PIPELINE_TAGS[task.level]),
               **{k: base[k] for k in ("license", "language") if k in base},
               "tags": ["enctune", meta["task"], meta["strategy"]], "datasets": datasets,
               "metrics": list(_figures(metrics.get("test") or metrics.get("validation")))[:SHOWN_METRICS],
@@ -107,9 +108,11 @@ def _scores(metrics, task) -> list[str]:
 def _limits(meta, metrics, config, task) -> list[str]:
     truncated = sum((metrics.get("costs", {}).get("truncated_texts") or {}).values())
     lines = ["## Intended use and limitations", "",
-             f"- Predicts the {task.label_space} it was trained on"
-             + (" and no other label: a text of another kind still gets one of them" if task.label_space == "classes"
-                else "") + ".",
+             (f"- Predicts the {task.label_space} it was trained on"
+              + (" and no other label: a text of another kind still gets one of them" if task.label_space == "classes"
+                 else "") + "." if task.has_head else
+              "- Embeds texts so that queries lie near the documents that answer them; it ranks documents, it does "
+              "not judge whether any of them answers."),
              f"- Texts longer than {meta['max_length']} tokens are cut ({truncated} in this run's data were).",
              "- Scores come from the splits above; data from another source or domain can score lower.",
              "- The base encoder's own card applies: its language and the data it was pre-trained on shape what this "

@@ -104,6 +104,11 @@ class CoreConfig(BaseModel):
     label_delimiter: str | None = _opt(None, "multilabel: separator in string labels.", default_text=",")
     at_least_one: bool | None = _opt(None, "multilabel: always predict a label.", flag="--at-least-one/"
                                      "--allow-no-label", default_text="when every train row has one")
+    matryoshka_dims: str | None = _opt(None, "retrieve: also train the embedding cut to these widths, so that a "
+                                             "prefix of it can stand for it (none: the full width alone).",
+                                       default_text="256,128,64 where narrower than the encoder")
+    negatives: int | None = _opt(None, "rerank: hard negatives mined per query by the encoder when the data gives "
+                                       "positives alone (0: none).", default_text="4", ge=0, le=100)
     max_answer_length: int | None = _opt(None, "extract: most tokens in an answer.", default_text="30", ge=1,
                                          le=1024)
     doc_stride: int | None = _opt(None, "extract: token overlap of context windows.", default_text="128", ge=8,

@@ -31,6 +31,7 @@ from .config import TrainConfig, budget_seconds
 from .data import Columns, Examples, carve_validation, overlap_warnings, read_table, split_files
 from .encoders.resolve import refuse_lora_run
 from .errors import UserError
+from .retrieval import Corpus, corpus_metrics, is_beir_folder, read_beir
 from .strategies import STRATEGIES, CostFacts, Estimate, RunContext, StrategyResult
 from .strategies.advisor import applicable, choose_strategy, estimates, smallest_class
 from .strategies.ladder import run_ladder
@@ -50,6 +51,7 @@ class Splits:
     validation_carved: bool = False
     files: dict[str, str] = field(default_factory=dict)
     task_reason: str = ""
+    corpus: Corpus | None = None  # a retrieval folder's documents and judgements: test ranks the whole corpus
 
     @property
     def labels(self) -> list:
@@ -68,7 +70,11 @@ def load_splits(data: str | Path, validation: str | Path | None = None, test: st
                 validation_fraction: float = 0.1, seed: int = 42, task: str | None = None,
                 task_options: dict | None = None) -> Splits:
     """Read and check every split through the task (``task`` None or "auto": the data's shape decides); a
-    validation split is carved from train (seeded, stratified) when none is given."""
+    validation split is carved from train (seeded, stratified) when none is given. A retrieval folder
+    (corpus.jsonl, queries.jsonl, qrels/) gives its judged pairs as the splits and is kept as ``corpus``."""
+    if is_beir_folder(data):
+        return _corpus_splits(Path(data), text_column, pair_column, label_column, validation_fraction, seed, task,
+                              task_options)
     files = split_files(data, validation, test)
     train_table = read_table(files["train"])
     if task in (None, "auto"):
@@ -97,10 +103,32 @@ def load_splits(data: str | Path, validation: str | Path | None = None, test: st
     return Splits(train, val, tst, columns, t, carved, {k: str(v) for k, v in files.items()}, reason)
 
 
+def _corpus_splits(folder: Path, text_column, pair_column, label_column, validation_fraction: float, seed: int,
+                   task: str | None, options: dict | None) -> Splits:
+    corpus = read_beir(folder)
+    tables = {split: corpus.pairs(split) for split in ("train", "validation", "test")}
+    if tables["train"] is None:
+        raise UserError(f"{folder / 'qrels'}: no train.tsv, so nothing to train on (a folder with test judgements "
+                        "alone is for `enctune evaluate`).")
+    reason = "chosen with --task" if task not in (None, "auto") else "a retrieval folder (corpus, queries, qrels)"
+    t = get_task("retrieve" if task in (None, "auto") else task)(**(options or {}))
+    columns = t.infer_columns(tables["train"], text_column, pair_column, label_column)
+    read_split = {k: t.read(v, columns) for k, v in tables.items() if v is not None}
+    t.fit(read_split["train"], columns.label)
+    t.resolve_pair_mode(True)
+    train, val = read_split["train"], read_split.get("validation")
+    carved = val is None
+    if carved:
+        train, val = carve_validation(train, validation_fraction, seed, None)
+    files = {k: str(corpus.qrels_files[k]) for k in tables if tables[k] is not None}
+    return Splits(train, val, read_split.get("test"), columns, t, carved, files, reason, corpus)
+
+
 def task_options(cfg: TrainConfig) -> dict:
     """What the task is built with beyond its labels (the rest of its state is fitted on train)."""
     opts = {"pair_mode": cfg.pair_mode}
-    for k in ("label_delimiter", "at_least_one", "max_answer_length", "doc_stride"):
+    for k in ("label_delimiter", "at_least_one", "max_answer_length", "doc_stride", "matryoshka_dims",
+              "negatives"):
         v = getattr(cfg, k)
         if v is not None:
             opts[k] = v
@@ -249,7 +277,21 @@ def evaluate(ctx: RunContext, result: StrategyResult) -> Evaluation:
     outputs = {s: split_outputs(result, ctx, s) for s in ("validation", "test") if named[s] is not None}
     fitted = ctx.task.after_fit(outputs["validation"], ctx.prepared["validation"], named["validation"])
     scores = {s: ctx.task.evaluate_outputs(out, ctx.prepared[s], named[s]) for s, out in outputs.items()}
+    corpus = ctx.splits.corpus
+    if corpus is not None and not ctx.task.has_head and "test" in corpus.qrels:
+        # an embedding's test: its queries rank the whole corpus, scored by the graded judgements
+        scores["test"] = corpus_metrics(lambda texts: _embedded(result, ctx, texts), corpus, "test")
     return Evaluation(outputs, scores, fitted)
+
+
+def _embedded(result: StrategyResult, ctx: RunContext, texts: list[str]) -> np.ndarray:
+    """The trained model's vectors (N, H) of single texts (its head included), in fp32."""
+    from .model import TaskModel, batched_logits  # lazy: torch (~2 s)
+
+    encoder = result.encoder or ctx.encoder
+    model = TaskModel(encoder, result.head, ctx.task.level)
+    with progress.bar("embed", total=len(texts)) as pbar:
+        return batched_logits(model, encoder, encoder.tokenize(texts), 256, "fp32", progress=pbar)
 
 
 def calibrate(task: Task, evaluation: Evaluation, prepared: dict[str, Prepared], wanted: bool) -> dict | None:

@@ -26,6 +26,12 @@ def toy_rows(name: str):
         pytest.fail(f"task '{name}' has no toy data: tests/tasks/test_{name}.py must define toy_rows(n, seed)")
 
 
+def causal_settings(name: str) -> dict:
+    """What a task's test module asks beyond FULL for the tiny causal encoder (``CAUSAL_SETTINGS``): a ranking
+    loss over in-batch documents moves its last-token vectors more slowly than a classifier's."""
+    return getattr(importlib.import_module(f"{__package__}.test_{name}"), "CAUSAL_SETTINGS", {})
+
+
 @pytest.mark.parametrize("name", sorted(TASKS))
 def test_its_toy_data_is_detected_as_the_task(name, tmp_path):
     table = read_table(write_jsonl(tmp_path / "train.jsonl", toy_rows(name)(60, 0)))
@@ -49,7 +55,8 @@ def test_train_save_load_and_score_the_same(name, tiny_bert_std, tmp_path):
 @pytest.mark.parametrize("name", sorted(n for n, t in TASKS.items() if t.level == "sequence"))
 def test_sequence_tasks_train_on_a_causal_encoder_with_last_token_pooling(name, tiny_gpt2_std, tmp_path):
     data = splits(tmp_path, toy_rows(name))
-    run = enctune.train(data=str(data), out=str(tmp_path / "run"), model=str(tiny_gpt2_std), task=name, **FULL)
+    run = enctune.train(data=str(data), out=str(tmp_path / "run"), model=str(tiny_gpt2_std), task=name,
+                        **{**FULL, **causal_settings(name)})
     meta = json.loads((tmp_path / "run" / "model" / "enctune.json").read_text())
     assert meta["pooling"] == "last"
     assert run.metrics["test"][run.metrics["primary_metric"]] >= 0.6

@@ -2,7 +2,7 @@
 
 Every user mistake is a ``UserError``: its message goes to stderr and the exit code is 2,
 without a traceback. Progress goes to stderr; results (and ``--json``) to stdout. Each command
-lives in the module of its kind (``train``, ``predict``, ``serve``, ``analysis``), registered on
+lives in the module of its kind (``train``, ``predict``, ``search``, ``serve``, ``analysis``), registered on
 the one Typer application (``app``).
 """
 
@@ -13,11 +13,11 @@ import os
 import sys
 
 from ..errors import UserError
-from . import analysis, predict, serve, train  # noqa: F401 (each registers its commands on ``app``)
+from . import analysis, predict, search, serve, train  # noqa: F401 (each registers its commands on ``app``)
 from .app import app
 
 # ``enctune --help`` lists the commands in the order a user meets them
-ORDER = ("check", "advise", "train", "evaluate", "predict", "embed", "serve", "export", "probe", "report", "suggest")
+ORDER = ("check", "advise", "train", "evaluate", "predict", "embed", "index", "search", "serve", "export", "probe", "report", "suggest")
 app.registered_commands.sort(key=lambda c: ORDER.index(c.name or c.callback.__name__)
                              if (c.name or c.callback.__name__) in ORDER else len(ORDER))
 

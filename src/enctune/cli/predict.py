@@ -30,13 +30,17 @@ def evaluate(
                                                                         "[default: the run's]."),
     label_column: str | None = Opt(None, "--label-column", help="Column holding the label [default: the run's]."),
     batch_size: int = Opt(256, "--batch-size", min=1, help=BATCH_HELP),
+    rerank: str | None = Opt(None, "--rerank", help="Retrieval folders: reorder each query's top --rerank-k by "
+                                                    "this rerank run."),
+    rerank_k: int = Opt(20, "--rerank-k", min=1, max=100, help="Hits per query the reranker reorders."),
     quiet: bool = Opt(False, "--quiet", "-q", help="No progress bars or messages on stderr."),
     as_json: bool = Opt(False, "--json", help="Print the metrics as one JSON object."),
 ):
-    """Score a trained model on a labelled file."""
+    """Score a trained model on a labelled file; on a retrieval folder (corpus.jsonl, queries.jsonl, qrels/), any
+    encoder: its judged queries rank the whole corpus."""
     setup(quiet or as_json)
 
-    m = api.evaluate(run, data, text_column, text_pair_column, label_column, batch_size)
+    m = api.evaluate(run, data, text_column, text_pair_column, label_column, batch_size, rerank, rerank_k)
     if as_json:
         print(json.dumps(m))
         return

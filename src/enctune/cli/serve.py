@@ -34,9 +34,12 @@ def serve(
     batch_tokens: int = Opt(256, "--batch-tokens", min=1, help="Most (estimated) tokens in one model call: a "
                                                                "larger request runs in pieces, between others."),
     wait_ms: float = Opt(5.0, "--wait-ms", min=0, help="How long a request waits for others to batch with."),
+    index: str | None = Opt(None, "--index", help="An index folder (`enctune index`): also POST /search and "
+                                                  "POST /embed, with the encoder that built it."),
     quiet: bool = Opt(False, "--quiet", "-q", help="No access log."),
 ):
-    """Serve model folders over HTTP: POST /predict, GET /health, /ready, /info, /docs."""
+    """Serve model folders over HTTP: POST /predict, GET /health, /ready, /info, /docs; with --index also
+    POST /search and /embed."""
 
     require(("fastapi", "uvicorn"), "enctune serve")
     from ..serve.server import (  # lazy: fastapi (~0.6 s), only when serving
@@ -57,13 +60,16 @@ def serve(
     limits = Limits(max_body_bytes=max_body_bytes, max_texts=max_texts, max_chars=max_chars, max_tokens=max_tokens,
                     max_batch=max_batch, batch_tokens=batch_tokens, wait_ms=wait_ms)
     models = load_models(folders, precision)
-    api_app = build_app(models, limits, token)
+    searcher = api.Searcher(index) if index is not None else None
+    api_app = build_app(models, limits, token, searcher)
     import uvicorn  # lazy: the server's own packages only when serving
 
     if host not in ("127.0.0.1", "localhost", "::1") and not token:
         print(f"warning: serving on {host} without a token: anyone who can reach it can use it.", file=sys.stderr)
     for m in models:
         progress.info(f"model '{m.name}': {m.predictor.task.name}, {len(m.predictor.labels)} labels, from {m.folder}")
+    if searcher is not None:
+        progress.info(f"index: {len(searcher.index)} documents from {index} (/search, /embed)")
     uvicorn.run(api_app, host=host, port=port, log_level="warning" if quiet else "info", access_log=not quiet)
 
 

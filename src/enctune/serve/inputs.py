@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 
 from ..errors import UserError
+from ..tasks import TASKS
 
 # UTF-8 bytes per token of the estimate. Measured with the default encoder's WordPiece
 # tokenizer: English (SST-2 test) has 4.47 characters per token, CJK 1 character (3 bytes)
@@ -65,7 +66,7 @@ def check_inputs(texts, pairs, meta: dict) -> tuple[list[str], list[str] | None]
     """Texts (and second texts) as lists of valid text; a pair model needs one pair per text."""
     texts = check_texts(texts, "texts")
     pairs = check_texts(pairs, "text_pairs") if pairs is not None else None
-    if meta.get("columns", {}).get("pair") and pairs is None:
+    if meta.get("columns", {}).get("pair") and pairs is None and not TASKS[meta["task"]].pairs_optional:
         raise UserError("this model was trained on text pairs: give text_pairs as well.")
     if pairs is not None and len(pairs) != len(texts):
         raise UserError(f"{len(texts)} texts but {len(pairs)} text pairs; expected one pair per text.")

@@ -42,8 +42,8 @@ class PredictRequest(BaseModel):
     context: str | None = Field(None, description="Another name for text_pair.")
 
 
-# (list field, single field) for the first and the second text of each item
-FIRST = (("texts", "text"), ("questions", "question"))
+# (list field, single field) for the first and the second text of each item (/search's request also has queries)
+FIRST = (("texts", "text"), ("questions", "question"), ("queries", "query"))
 SECOND = (("text_pairs", "text_pair"), ("contexts", "context"))
 
 
@@ -55,7 +55,7 @@ class ApiError(Exception):
 def pick_field(req: PredictRequest, names, what: str) -> tuple[str, list[str]] | None:
     """(field name, list) of the one field given under any of ``names`` (a single string becomes a list of
     one)."""
-    given = [(n, getattr(req, n)) for pair in names for n in pair if getattr(req, n) is not None]
+    given = [(n, getattr(req, n)) for pair in names for n in pair if getattr(req, n, None) is not None]
     if len(given) > 1:
         raise ApiError(422, "ambiguous_input", f"give {what} once: got {', '.join(n for n, _ in given)}.")
     if not given:
@@ -84,7 +84,7 @@ def parse_request(req: PredictRequest, model: ServedModel, limits: Limits) -> Pa
     if len(texts) > limits.max_texts:
         raise ApiError(413, "too_many_texts", f"{len(texts)} texts in one request; the limit is {limits.max_texts} "
                                               "(split the request, or restart the server with a higher --max-texts).")
-    if model.takes_pairs and pairs is None:
+    if model.takes_pairs and pairs is None and not model.pairs_optional:
         raise ApiError(422, "missing_pairs", f"model '{model.name}' was trained on text pairs: give \"text_pairs\" "
                                              "(one per text) as well.")
     if not model.takes_pairs and pairs is not None:
@@ -127,10 +127,10 @@ def is_json(content_type: str | None) -> bool:
     return kind == "application/json" or (kind.startswith("application/") and kind.endswith("+json"))
 
 
-def parse_body(body: bytes, content_type: str | None) -> PredictRequest:
+def parse_body(body: bytes, content_type: str | None, kind: type[PredictRequest] = PredictRequest) -> PredictRequest:
     """The request body as a ``PredictRequest``: 400 ``malformed_json`` for a body that is not JSON (UTF-8,
     nested no deeper than Python's recursion limit) whatever its Content-Type, then 415 for JSON sent under
-    another type, then 422 for JSON of the wrong shape."""
+    another type, then 422 for JSON of the wrong shape (``kind``: the request model, /search's has more fields)."""
     hint = "" if is_json(content_type) else f"; {JSON_TYPE}"
     if not body.strip():
         raise ApiError(400, "malformed_json", f"the request body is empty: expected {EXPECTED}{hint}.")
@@ -152,7 +152,7 @@ def parse_body(body: bytes, content_type: str | None) -> PredictRequest:
         shown = f"'{content_type[:60]}'" if content_type else "none"
         raise ApiError(415, "unsupported_media_type", f"Content-Type is {shown}: {JSON_TYPE}.")
     try:
-        return PredictRequest.model_validate(data)
+        return kind.model_validate(data)
     except ValidationError as e:
         raise ApiError(422, "invalid_request", describe_errors(e.errors())) from None
 

@@ -10,6 +10,7 @@ Routes (every error is JSON: ``{"error": code, "message": text}``):
   batchers running; 503 otherwise), ``GET /info`` (task, labels, encoder, runtime, run
   metrics, limits), ``GET /models``; ``/models/{name}/predict`` and ``/models/{name}/info``
   for each served folder (``/predict`` and ``/info`` use the first one).
+- With ``--index``: ``POST /search`` and ``POST /embed`` (``search_routes.py``).
 - ``GET /openapi.json`` and ``/docs`` (its assets served from ``/docs-assets``: no CDN, ``docs.py``).
 
 Limits, each a 4xx: a body over ``max_body_bytes`` (413); a body that is not JSON, not
@@ -53,6 +54,7 @@ from .docs import add_offline_docs
 from .inputs import estimate_tokens
 from .loading import load
 from .request import ApiError, PredictRequest, describe_errors, internal_error, parse_body, parse_request
+from .search_routes import SearchService, add_search_routes
 
 
 @dataclass
@@ -94,6 +96,10 @@ class ServedModel:
     @property
     def takes_pairs(self) -> bool:
         return bool(self.predictor.meta.get("columns", {}).get("pair"))
+
+    @property
+    def pairs_optional(self) -> bool:
+        return bool(self.predictor.task.pairs_optional)
 
     def cost(self, text: bytes, pair: bytes | None) -> int:
         """The estimated tokens of one input (UTF-8 bytes of its text and its second text)."""
@@ -191,7 +197,9 @@ class BodyLimit:
         return await self.app(scope, replay, send)
 
 
-def build_app(models: list[ServedModel], limits: Limits | None = None, token: str | None = None) -> FastAPI:
+def build_app(models: list[ServedModel], limits: Limits | None = None, token: str | None = None,
+              searcher=None) -> FastAPI:
+    """The app serving ``models``; with ``searcher`` (``enctune.search.Searcher``) also /search and /embed."""
     if not models:
         raise UserError("serve: no model folder given.")
     check_token_value(token)
@@ -201,6 +209,7 @@ def build_app(models: list[ServedModel], limits: Limits | None = None, token: st
         raise UserError(f"serve: two model folders share a name ({', '.join(names)}); name them with NAME=FOLDER.")
     by_name = {m.name: m for m in models}
     state = {"ready": False}
+    service = SearchService(searcher, limits) if searcher is not None else None
 
     @asynccontextmanager
     async def lifespan(app):
@@ -210,6 +219,8 @@ def build_app(models: list[ServedModel], limits: Limits | None = None, token: st
             # warm-up: the first call pays for lazy initialisation, not the first client
             await m.batcher.submit(["warm up"], ["warm up"] if m.takes_pairs else None)
             m.warm = True
+        if service is not None:
+            await service.start()
         state["ready"] = True
         try:
             yield
@@ -217,6 +228,8 @@ def build_app(models: list[ServedModel], limits: Limits | None = None, token: st
             state["ready"] = False
             for m in models:
                 await m.batcher.stop()
+            if service is not None:
+                await service.stop()
 
     app = FastAPI(title="enctune", description="Predictions from enctune model folders.", lifespan=lifespan,
                   docs_url=None, redoc_url=None)
@@ -294,6 +307,8 @@ def build_app(models: list[ServedModel], limits: Limits | None = None, token: st
     async def info_named(name: str) -> dict[str, Any]:
         return info(find(name))
 
+    if service is not None:
+        add_search_routes(app, service, limits, auth, lambda: state["ready"])
     app.add_middleware(BodyLimit, limit=limits.max_body_bytes)
     return app
 

@@ -161,7 +161,9 @@ class RunContext:
         cfg, task = self.cfg, self.task
         if not self.head_from_labels():
             task.options.pop("head", None)
-            return task.build_head(self.encoder.hidden_size, cfg.dropout), None
+            head = task.build_head(self.encoder.hidden_size, cfg.dropout)
+            task.start_head(head, self.encoder, self.prepared["train"])
+            return head, None
 
         task.options["head"] = "cosine"
         head = task.build_head(self.encoder.hidden_size, cfg.dropout)

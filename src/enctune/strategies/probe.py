@@ -265,6 +265,9 @@ class ProbeStrategy(Strategy):
         if task.level != "sequence":
             return (f"--strategy probe trains a head on cached pooled vectors; the '{task.name}' task needs a vector "
                     "per token: use --strategy full.")
+        if not task.has_head:
+            return (f"--strategy probe trains a head on a frozen encoder; the '{task.name}' task has no head (its "
+                    "product is the embedding): use --strategy full, partial or lora.")
         return None
 
     @classmethod

@@ -90,6 +90,10 @@ class Task:
     calibrates: ClassVar[bool] = False  # softmax outputs: temperature scaling, ECE, abstaining, refinement
     label_heads: ClassVar[bool] = False  # a head can start from the labels' descriptions (--init-head labels)
     zero_shot: ClassVar[bool] = False  # classifiable from label descriptions with nothing trained
+    pipeline_tag: ClassVar[str | None] = None  # the model card's Hugging Face pipeline tag; None: from level
+    pairs_optional: ClassVar[bool] = False  # trained on pairs, yet a single text predicts too (its embedding)
+    has_head: ClassVar[bool] = True
+    reranks: ClassVar[bool] = False  # scores (query, document) pairs: `search --rerank` reorders hits with it  # False: the product is the encoder's embedding, so only a trained encoder learns
     min_labels: ClassVar[int] = 2  # fewer after ``fit`` is a UserError (and a damaged model folder)
     padding_side: ClassVar[str | None] = None  # "right" for targets laid out per token; None: the tokenizer's
     detect_order: ClassVar[int] = 50  # detection asks the tasks in this order (the fallback asks last)
@@ -153,6 +157,9 @@ class Task:
     # ---- model (torch is imported inside these) ---------------------------------------------
     def build_head(self, hidden_size: int, dropout: float = 0.1):
         raise NotImplementedError
+
+    def start_head(self, head, encoder, train: Prepared) -> None:
+        """Set what the head starts from on the training data, before training (nothing for most tasks)."""
 
     def record_head(self, head) -> None:
         """Note in the options what kind of head was trained, so that loading builds the same module (a task
