@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -30,7 +31,9 @@ def test_train_writes_a_run_and_reload_predicts_identically(strategy, tiny_bert,
     out = tmp_path / "run"
     # a frozen random encoder keeps word identity in its mean-pooled features only with small weights
     tiny = tiny_bert_std if strategy == "probe" else tiny_bert
+    t0 = time.perf_counter()
     run = _train(tiny, sentiment_dir, out, strategy=strategy, **FAST[strategy])
+    waited = time.perf_counter() - t0
     assert (out / "model" / "encoder" / "model.safetensors").is_file()
     assert (out / "model" / "head.safetensors").is_file()
     assert not list((out / "model").rglob("*.bin")) and not list((out / "model").rglob("*.pt"))
@@ -42,6 +45,15 @@ def test_train_writes_a_run_and_reload_predicts_identically(strategy, tiny_bert,
     for key in ("wall_seconds", "train_examples_per_second", "tokens_seen", "peak_rss_mb", "trainable_params",
                 "total_params"):
         assert key in metrics["costs"]
+    # where the wall time went: every phase of the run, adding up to the total; the part after start-up no
+    # longer than the call took
+    phases = metrics["costs"]["phases"]
+    assert {"startup", "imports", "read", "load", "tokenize", "choose", "train", "validation_passes", "evaluate",
+            "calibrate", "report", "write", "other", "total"} <= set(phases)
+    assert "cv" not in phases and min(phases.values()) >= 0
+    assert sum(v for k, v in phases.items() if k != "total") == pytest.approx(phases["total"], abs=0.1)
+    assert phases["total"] - phases["startup"] <= waited + 0.05
+    assert phases["train"] > 0 and phases["startup"] > 0
     if strategy == "probe":
         assert metrics["costs"]["trainable_params"] == 32 * 2 + 2
     else:  # every parameter but the frozen word-embedding matrix (vocabulary 42 x width 32)

@@ -27,6 +27,7 @@ from .data import Columns, Examples, carried_columns, read_inputs, read_table
 from .encoders.resolve import file_digest
 from .errors import UserError
 from .numeric import softmax
+from .phases import Phases
 from .retrieval import is_beir_folder
 from .run_folder import check_out, logs_folder, mark_started
 from .search import Searcher, evaluate_retrieval, index, load_embedder
@@ -88,11 +89,13 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
     """Adapt an encoder to a labelled data set and write a run folder: read and check the data, choose the
     strategy, adapt, evaluate, calibrate, write ``out`` in one step. Returns the ``Run`` (its folder, metrics and a
     predictor). Raises ``UserError`` for every mistake the user can fix."""
-    from . import distributed  # lazy: torch (~2 s); `import enctune.api` and the help text never need it
-    from .model import TaskModel  # lazy: torch (~2 s)
-    from .serve.predictor import Predictor  # lazy: torch (~2 s)
-    from .training.checkpoint import Checkpointer  # lazy: torch (~2 s)
-    from .training.seed import seed_all  # lazy: torch (~2 s)
+    phases = Phases()
+    with phases("imports"):
+        from . import distributed  # lazy: torch (~2 s); `import enctune.api` and the help text never need it
+        from .model import TaskModel  # lazy: torch (~2 s)
+        from .serve.predictor import Predictor  # lazy: torch (~2 s)
+        from .training.checkpoint import Checkpointer  # lazy: torch (~2 s)
+        from .training.seed import seed_all  # lazy: torch (~2 s)
 
     cfg = config if config is not None else make_config(flags, config_file, source="python")
     t_start = time.perf_counter()
@@ -102,28 +105,33 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
     trackers = parse_report_to(cfg.report_to) if rank == 0 else []  # a missing package fails before the work
     seed_all(cfg.seed)
 
-    splits = steps.read(cfg)
-    added = None
-    if cfg.add:
-        splits, added = add_labelled(splits, cfg.add)
-    task = splits.task
-    if cfg.cv:
-        check_folds(cfg.cv, task.stratify_key(splits.train))
-    encoder = steps.load_encoder(cfg, task)
-    device, where = _where_it_runs()
-    precision = _precision(cfg, device)
-    prepared = steps.prepare(task, encoder, splits, cfg.class_weights)
-    # the advisor weighs times and counts only when it chooses: then the rate is measured and the network's
-    # skeleton built (a named strategy skips both)
-    facts = steps.cost_facts(cfg, task, encoder, prepared, precision if cfg.strategy == "auto" else None)
-    choice = steps.choose(cfg, splits, facts, where)
+    with phases("read"):
+        splits = steps.read(cfg)
+        added = None
+        if cfg.add:
+            splits, added = add_labelled(splits, cfg.add)
+        task = splits.task
+        if cfg.cv:
+            check_folds(cfg.cv, task.stratify_key(splits.train))
+    with phases("load"):
+        encoder = steps.load_encoder(cfg, task)
+        device, where = _where_it_runs()
+        precision = _precision(cfg, device)
+    with phases("tokenize"):
+        prepared = steps.prepare(task, encoder, splits, cfg.class_weights)
+    with phases("choose"):
+        # the advisor weighs times and counts only when it chooses: then the rate is measured and the network's
+        # skeleton built (a named strategy skips both)
+        facts = steps.cost_facts(cfg, task, encoder, prepared, precision if cfg.strategy == "auto" else None)
+        choice = steps.choose(cfg, splits, facts, where)
     labels_note = f"{len(task.labels)} labels; " if task.labels else ""
     progress.info(f"task {task.name} ({splits.task_reason}): {labels_note}train {len(splits.train)}, validation "
                   f"{len(splits.validation)}{' (carved from train)' if splits.validation_carved else ''}"
                   f"{f', test {len(splits.test)}' if splits.test is not None else ''}")
     layer_choice = None
     if cfg.layer == "best":
-        encoder.layer, layer_choice = choose_layer(encoder, splits, {k: p.tokens for k, p in prepared.items()},
+        with phases("choose"):
+            encoder.layer, layer_choice = choose_layer(encoder, splits, {k: p.tokens for k, p in prepared.items()},
                                                    {k: p.targets for k, p in prepared.items()}, precision)
         progress.info(f"layer {encoder.layer}: the best validation score of a linear probe on each layer")
     progress.info(f"encoder {cfg.model} ({encoder.pooling} pooling, max length {encoder.max_length}, "
@@ -143,12 +151,17 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
                                                               if "tensorboard" in trackers else ""))
     with tracked(trackers, logs_folder(out), out.name, cfg.model_dump()) as tracking:
         outcome = steps.repeated(RunContext(cfg, encoder, task, splits, prepared, precision, checkpoints,
-                                            log=tracking.log if tracking else None), choice, cfg.repeats)
+                                            log=tracking.log if tracking else None), choice, cfg.repeats,
+                                 phases)
         adapted, evaluation, splits, task = outcome.adapted, outcome.evaluation, outcome.ctx.splits, outcome.ctx.task
         result = adapted.result
         encoder = result.encoder or outcome.ctx.encoder
-        calibration = steps.calibrate(task, evaluation, prepared, cfg.calibrate)
-        cv = cross_validate(cfg, splits, adapted.strategy, encoder.layer, precision) if cfg.cv else None
+        with phases("calibrate"):
+            calibration = steps.calibrate(task, evaluation, prepared, cfg.calibrate)
+        cv = None
+        if cfg.cv:
+            with phases("cv"):
+                cv = cross_validate(cfg, splits, adapted.strategy, encoder.layer, precision)
 
         meta = record.model_meta(cfg, splits, encoder, adapted.strategy, calibration)
         costs = {"wall_seconds": round(time.perf_counter() - t_start, 2), "precision": precision, "device": device,
@@ -161,7 +174,7 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
         if rank == 0:  # one writer; the others wait until the run folder is in place
             config = record.used_config(outcome.ctx.cfg, splits, adapted, encoder, precision)
             record.write(out, cfg, splits, prepared, adapted, evaluation, encoder, meta, metrics, config,
-                         {"logs": logs_folder(out)} if tracking is not None else None)
+                         {"logs": logs_folder(out)} if tracking is not None else None, phases=phases)
     distributed.barrier()
     predictor = Predictor(TaskModel(encoder, result.head, task.level), encoder, task, meta, precision="fp32")
     return Run(out, metrics, predictor)

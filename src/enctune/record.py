@@ -19,6 +19,7 @@ from .card import model_card
 from .encoders.cache import texts_hash
 from .encoders.resolve import encoder_identity
 from .model_folder import write_model_folder
+from .phases import Phases
 from .run_folder import write_run
 from .steps import Adapted, Choice, Evaluation, Splits
 from .strategies import STRATEGIES
@@ -99,28 +100,36 @@ def used_config(cfg, splits: Splits, adapted: Adapted, encoder, precision: str) 
 
 
 def write(out: Path, cfg, splits: Splits, prepared: dict, adapted: Adapted, evaluation: Evaluation, encoder,
-          meta: dict, metrics: dict, config: dict, folders: dict | None = None) -> None:
-    """The run folder, in one step: model/, metrics.json, config.json, mistakes.jsonl and report.html."""
+          meta: dict, metrics: dict, config: dict, folders: dict | None = None, phases: Phases | None = None) -> None:
+    """The run folder, in one step: model/, metrics.json, config.json, mistakes.jsonl and report.html. With
+    ``phases``, the report's and the writing's seconds go into metrics.json's ``costs.phases`` (serialised last,
+    after the model folder is written, so that the phases cover the run up to that moment)."""
 
+    phases = phases or Phases()
     result, task = adapted.result, splits.task
-    mistakes = []
-    if task.calibrates:  # the most confident mistakes: classes with probabilities
-        mistakes = confident_mistakes(splits.named(), evaluation.outputs, {k: p.targets for k, p in prepared.items()},
-                                      task, meta.get("temperature"))
-    files = {"metrics.json": json.dumps(metrics, indent=2) + "\n",
-             "config.json": json.dumps(config, indent=2) + "\n",
-             "mistakes.jsonl": "".join(json.dumps(m) + "\n" for m in mistakes)}
-    try:
-        files["report.html"] = render_run_report(out.name, metrics, config, mistakes)
-    except Exception as e:  # a figure that fails to draw must not cost the user the trained model
-        warnings.warn(f"report.html not written ({type(e).__name__}: {e}); the run is complete without it.",
-                      UserWarning, stacklevel=2)
+    with phases("report"):
+        mistakes = []
+        if task.calibrates:  # the most confident mistakes: classes with probabilities
+            mistakes = confident_mistakes(splits.named(), evaluation.outputs,
+                                          {k: p.targets for k, p in prepared.items()}, task, meta.get("temperature"))
+        files = {"config.json": json.dumps(config, indent=2) + "\n",
+                 "mistakes.jsonl": "".join(json.dumps(m) + "\n" for m in mistakes)}
+        try:
+            files["report.html"] = render_run_report(out.name, metrics, config, mistakes)
+        except Exception as e:  # a figure that fails to draw must not cost the user the trained model
+            warnings.warn(f"report.html not written ({type(e).__name__}: {e}); the run is complete without it.",
+                          UserWarning, stacklevel=2)
+        card = model_card(meta, metrics, config, encoder_identity(cfg.model, encoder.source))
     strategy = STRATEGIES[adapted.strategy]
 
     def write_model(folder: Path) -> None:
-        card = model_card(meta, metrics, config, encoder_identity(cfg.model, encoder.source))
-        write_model_folder(folder, encoder, result.head, meta, card,
-                           lambda enc, dst: strategy.write_encoder(enc, dst, result.encoder_trained))
+        with phases("write"):
+            write_model_folder(folder, encoder, result.head, meta, card,
+                               lambda enc, dst: strategy.write_encoder(enc, dst, result.encoder_trained))
 
-    write_run(out, write_model, files, folders)
+    def metrics_text() -> str:
+        metrics["costs"]["phases"] = phases.report()
+        return json.dumps(metrics, indent=2) + "\n"
+
+    write_run(out, write_model, {**files, "metrics.json": metrics_text}, folders)
     progress.info(f"wrote {out}")

@@ -66,15 +66,16 @@ def mark_started(out: Path) -> None:
         atomic_write_text(out / RUN_MARKER, _marker([CHECKPOINTS], "in progress"))
 
 
-def write_run(out: Path, write_model, files: dict[str, str], folders: dict[str, Path] | None = None) -> None:
+def write_run(out: Path, write_model, files: dict, folders: dict[str, Path] | None = None) -> None:
     """Write a finished run to ``out`` in one step: ``write_model(folder)`` writes ``model/``, ``files`` maps
-    the other file names to their text, ``folders`` names folders written beside ``out`` during the run
-    (the trackers' logs), moved in; the marker lists them all."""
+    the other file names to their text (or to a function returning it, called in order after the model is
+    written), ``folders`` names folders written beside ``out`` during the run (the trackers' logs), moved in;
+    the marker lists them all."""
     folders = {k: v for k, v in (folders or {}).items() if v.is_dir()}
     with staged_folder(out) as tmp:
         write_model(tmp / "model")
         for name, text in files.items():
-            atomic_write_text(tmp / name, text)
+            atomic_write_text(tmp / name, text() if callable(text) else text)
         for name, folder in folders.items():
             os.replace(folder, tmp / name)
         atomic_write_text(tmp / RUN_MARKER, _marker(["model", *files, *folders], "complete"))

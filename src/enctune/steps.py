@@ -31,6 +31,7 @@ from .config import TrainConfig, budget_seconds
 from .data import Columns, Examples, carve_validation, overlap_warnings, read_table, split_files
 from .encoders.resolve import refuse_lora_run
 from .errors import UserError
+from .phases import Phases
 from .retrieval import Corpus, corpus_metrics, is_beir_folder, read_beir
 from .strategies import STRATEGIES, CostFacts, Estimate, RunContext, StrategyResult
 from .strategies.advisor import applicable, choose_strategy, estimates, smallest_class
@@ -320,19 +321,23 @@ class Outcome:
     repeats: dict | None = None
 
 
-def repeated(ctx: RunContext, choice: Choice, repeats: int = 1) -> Outcome:
+def repeated(ctx: RunContext, choice: Choice, repeats: int = 1, phases: Phases | None = None) -> Outcome:
     """Adapt and evaluate ``repeats`` times, with seeds seed, seed + 1, ... (the data split stays the one the
     run's seed made): every score's mean, standard deviation and values go into the report, and the run with
     the best validation score is kept. On a validation split of a few dozen rows one score is noise; the
-    spread says how much."""
+    spread says how much. ``phases`` times training (the loop's validation passes apart) and evaluation."""
+    phases = phases or Phases()
     outcomes, as_read = [], copy.deepcopy(ctx.task) if repeats > 1 else None
     for i in range(repeats):
         run = ctx if i == 0 else _reseeded(ctx, as_read, ctx.cfg.seed + i)
         if repeats > 1 and ctx.log is not None:  # each seed's curves apart in the trackers
             run = dataclasses.replace(run, log=_prefixed(ctx.log, f"seed {run.cfg.seed}/"))
-        adapted = adapt(run, choice)
-        run.task.record_head(adapted.result.head)
-        evaluation = evaluate(run, adapted.result)
+        with phases("train"):
+            adapted = adapt(run, choice)
+            run.task.record_head(adapted.result.head)
+        phases.move(adapted.result.loop.eval_seconds, "train", "validation_passes")
+        with phases("evaluate"):
+            evaluation = evaluate(run, adapted.result)
         outcomes.append((run.score(evaluation.outputs["validation"]), -i, Outcome(run, adapted, evaluation)))
         if repeats > 1:
             progress.info(f"repeat {i + 1}/{repeats} (seed {run.cfg.seed}): validation "
