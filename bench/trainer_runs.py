@@ -9,7 +9,8 @@ ratio 0.1, weight decay 0.01, seed 42, fp32 unless the CPU has native bf16):
 - recipe ``best``: dynamic padding (``DataCollatorWithPadding``), length-grouped batches
   (``train_sampling_strategy="group_by_length"`` in transformers 5, ``group_by_length=True``
   before; whichever the installed version has), truncation at ``max_length`` (256 by
-  default, enctune's default), bf16 only where the CPU computes it natively;
+  default, enctune's default), bf16 only where the CPU computes it natively (on a GPU,
+  ``args["device"] == "cuda"`` as ``bench/gpu_check.py`` runs it: bf16 where the GPU has it);
 - ``frozen``: the ``best`` recipe with every ``model.base_model`` parameter frozen, so only
   the classifier trains (3 epochs, lr 1e-3);
 - ``pipeline_predict``: ``pipeline("text-classification")`` over the test texts with
@@ -50,15 +51,24 @@ def _tokenize(tok, texts: list[str], labels: list[int], recipe: str, max_length:
     return rows, int(real_tokens)
 
 
-def _training_arguments(out_dir: str, recipe: str, epochs: int, lr: float) -> tuple[object, dict]:
-    """``TrainingArguments`` for a recipe, and a note of the options chosen for the report."""
+def _bf16_available(device: str) -> bool:
+    if device == "cuda":
+        import torch
+
+        return torch.cuda.is_bf16_supported()
+    return has_native_bf16()
+
+
+def _training_arguments(out_dir: str, recipe: str, epochs: int, lr: float,
+                        device: str = "cpu") -> tuple[object, dict]:
+    """``TrainingArguments`` for a recipe on ``device`` (cpu or cuda), and a note of the options chosen."""
     from transformers import TrainingArguments
 
     params = inspect.signature(TrainingArguments).parameters
     kw: dict = {
         "output_dir": out_dir, "per_device_train_batch_size": 32, "per_device_eval_batch_size": 64,
         "num_train_epochs": epochs, "learning_rate": lr, "weight_decay": 0.01, "seed": SEED,
-        "eval_strategy": "no", "save_strategy": "no", "report_to": [], "use_cpu": True,
+        "eval_strategy": "no", "save_strategy": "no", "report_to": [], "use_cpu": device == "cpu",
         "logging_steps": 10**9, "dataloader_num_workers": 0, "disable_tqdm": True,
     }
     # transformers 5 folded warmup_ratio into warmup_steps (a float below 1 is a ratio)
@@ -71,7 +81,7 @@ def _training_arguments(out_dir: str, recipe: str, epochs: int, lr: float) -> tu
         else:
             kw["group_by_length"] = True
             note["sampler"] = "group_by_length=True"
-        if has_native_bf16():
+        if _bf16_available(device):
             kw["bf16"] = True
             note["precision"] = "bf16"
         else:
@@ -105,7 +115,7 @@ def _build(args: dict, recipe: str, epochs: int, lr: float, out_dir: str, freeze
     if freeze:
         for p in model.base_model.parameters():
             p.requires_grad_(False)
-    targs, note = _training_arguments(out_dir, recipe, epochs, lr)
+    targs, note = _training_arguments(out_dir, recipe, epochs, lr, args.get("device", "cpu"))
     collator = default_data_collator if recipe == "pad128" else DataCollatorWithPadding(tok)
     trainer = Trainer(model=model, args=targs, train_dataset=data["train"], data_collator=collator,
                       processing_class=tok)
@@ -170,7 +180,7 @@ def pipeline_predict(args: dict) -> dict:
     texts, gold = load_folder(args["data"])["test"]
     names = id2label(folder)
     t0 = time.perf_counter()
-    clf = pipeline("text-classification", model=folder, device=-1)
+    clf = pipeline("text-classification", model=folder, device=0 if args.get("device") == "cuda" else -1)
     load_s = time.perf_counter() - t0
     clf(texts[:WARMUP_TEXTS])
     passes = {}
