@@ -256,6 +256,8 @@ def split_outputs(result: StrategyResult, ctx: RunContext, split: str):
     from . import distributed  # lazy: torch (~2 s)
     from .model import TaskModel, batched_logits, head_logits  # lazy: torch (~2 s)
 
+    if split in result.outputs:  # computed by the loop with the kept weights
+        return result.outputs[split]
     if split in result.features:
         return head_logits(result.head, result.features[split])
     encoder = result.encoder or ctx.encoder

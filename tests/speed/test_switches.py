@@ -3,6 +3,8 @@ outside the library versions it was tested with falls back by itself and says so
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +13,7 @@ from torch import nn
 from enctune import speed
 from enctune.encoders import Encoder
 from enctune.speed import allocator, bf16, clip, dropout, first_token, lazy, tokenizer
+from enctune.strategies.full import kept_outputs
 
 
 def _stock_dropout(tiny_bert) -> bool:
@@ -65,9 +68,15 @@ def _stock_malloc(tiny_bert) -> bool:
     return allocator._apply() is False
 
 
+def _stock_reuse(tiny_bert) -> bool:
+    loop = SimpleNamespace(history=[{"step": 4}, {"step": 8}], kept_step=4)
+    return kept_outputs(loop, ["at 4", "at 8"], SimpleNamespace(precision="fp32")) == {}
+
+
 STOCK = {"fast_dropout": _stock_dropout, "no_pooler": _stock_pooler, "bf16_residual": _stock_residual,
          "fused_clip": _stock_clip, "first_token": _stock_first_token, "tokenizer_backend": _stock_tokenizer,
-         "bf16_copy": _stock_copy, "lazy_network": _stock_lazy, "malloc": _stock_malloc}
+         "bf16_copy": _stock_copy, "lazy_network": _stock_lazy, "malloc": _stock_malloc,
+         "reuse_validation": _stock_reuse}
 
 
 def test_every_patch_has_a_stock_path_check():
@@ -110,3 +119,25 @@ def test_the_lazy_network_gives_the_eager_networks_features(tiny_bert):
     tok = eager.tokenize(["good movie", "bad bad film"])
     np.testing.assert_allclose(lazy_enc.encode(tok)[(-1, lazy_enc.pooling)], eager.encode(tok)[(-1, eager.pooling)],
                                atol=1e-6)
+
+
+def test_reused_validation_outputs_are_those_of_the_kept_weights():
+    loop = SimpleNamespace(history=[{"step": 4}, {"step": 8}, {"step": 12}], kept_step=8)
+    fp32 = SimpleNamespace(precision="fp32")
+    assert kept_outputs(loop, ["at 4", "at 8", "at 12"], fp32) == {"validation": "at 8"}
+    # a resumed run's history holds evaluations this process never saw; a bf16 loop's outputs are not fp32's
+    assert kept_outputs(loop, ["at 8", "at 12"], fp32) == {}
+    assert kept_outputs(loop, ["at 4", "at 8", "at 12"], SimpleNamespace(precision="bf16")) == {}
+
+
+def test_a_run_reports_the_same_validation_scores_with_and_without_reuse(tiny_bert, sentiment_dir, tmp_path,
+                                                                         monkeypatch):
+    import enctune
+
+    kw = dict(data=str(sentiment_dir), model=str(tiny_bert), strategy="full", epochs=2, lr=3e-3, batch_size=8,
+              precision="fp32", patience=20)
+    reused = enctune.train(out=str(tmp_path / "a"), **kw)
+    monkeypatch.setenv(speed.SWITCH, "reuse_validation")
+    recomputed = enctune.train(out=str(tmp_path / "b"), **kw)
+    assert reused.metrics["validation"] == recomputed.metrics["validation"]
+    assert reused.metrics["test"] == recomputed.metrics["test"]

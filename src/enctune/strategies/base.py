@@ -192,6 +192,7 @@ class StrategyResult:
     loop: LoopResult
     encoder_trained: bool
     features: dict[str, Any] = field(default_factory=dict)  # split -> pooled features (N, H)
+    outputs: dict[str, Any] = field(default_factory=dict)  # split -> model outputs of the kept weights, fp32
     costs: dict = field(default_factory=dict)
     encoder: Encoder | None = None  # the encoder the head sits on, when not the run's (a ladder rung's copy)
 
