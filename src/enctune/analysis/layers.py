@@ -30,13 +30,14 @@ def layer_features(encoder, examples, tokens, layers: list[int], poolings: list[
                                precision=precision, progress=pbar)
 
 
-def make_probe(seed: int = 0):
-    """An unfitted linear probe: standardisation then L2 logistic regression (scikit-learn pipeline)."""
+def make_probe(seed: int = 0, C: float = PROBE_C):
+    """An unfitted linear probe: standardisation then L2 logistic regression (scikit-learn pipeline) of
+    inverse regularisation strength ``C``."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    return make_pipeline(StandardScaler(), LogisticRegression(C=PROBE_C, max_iter=1000, random_state=seed))
+    return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=1000, random_state=seed))
 
 
 def fit_probe(x: np.ndarray, y: np.ndarray, seed: int = 0):

@@ -141,7 +141,8 @@ def render_run_report(name: str, metrics: dict, config: dict, mistakes: list[dic
     b += _calibration_section([(name, metrics)])
     b += _extras_section(metrics)
     b.append("<h2>Costs</h2>")
-    b.append(_table(["item", "value"], [[k, v] for k, v in metrics.get("costs", {}).items()]))
+    # the phases are measured up to the writing of metrics.json, after this report is drawn: metrics.json has them
+    b.append(_table(["item", "value"], [[k, v] for k, v in metrics.get("costs", {}).items() if k != "phases"]))
     return _page(f"enctune run {name}", b)
 
 
