@@ -93,7 +93,10 @@ def test_same_seed_same_metrics(tiny_bert, sentiment_dir, tmp_path):
 
 def test_auto_picks_probe_for_tiny_classes(tiny_bert, tmp_path):
     data = write_jsonl(tmp_path / "train.jsonl", make_rows(12))  # 6 per class
-    run = _train(tiny_bert, data, tmp_path / "run", epochs=2)
+    # a validation split of its own, big enough to rank by: the advisor's rule decides (carved from these 12
+    # rows, auto would cross-validate the candidates instead: tests/test_select.py)
+    val = write_jsonl(tmp_path / "validation.jsonl", make_rows(60, seed=5))
+    run = _train(tiny_bert, data, tmp_path / "run", epochs=2, validation=str(val))
     assert run.metrics["strategy"] == "probe" and "smallest class" in run.metrics["strategy_reason"]
 
 

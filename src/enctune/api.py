@@ -8,6 +8,7 @@ nothing behind. Raises ``UserError`` for every mistake the user can fix.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import os
 import time
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import progress, record, steps
+from . import progress, record, select, steps
 from .analysis.layers import choose_layer
 from .analysis.suggest import add_labelled
 from .calibrate import abstain, ece
@@ -124,6 +125,12 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
         # skeleton built (a named strategy skips both)
         facts = steps.cost_facts(cfg, task, encoder, prepared, precision if cfg.strategy == "auto" else None)
         choice = steps.choose(cfg, splits, facts, where)
+        selection = None
+        if cfg.strategy == "auto" and choice.strategy != "auto" and select.applies(task, splits, cfg):
+            name, changes, reason, selection = select.select_by_cv(
+                RunContext(cfg, encoder, task, splits, prepared, precision), choice.estimates, choice.budget)
+            choice = dataclasses.replace(choice, strategy=name, reason=reason)
+            cfg = cfg.model_copy(update=changes)
     labels_note = f"{len(task.labels)} labels; " if task.labels else ""
     progress.info(f"task {task.name} ({splits.task_reason}): {labels_note}train {len(splits.train)}, validation "
                   f"{len(splits.validation)}{' (carved from train)' if splits.validation_carved else ''}"
@@ -168,7 +175,7 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
                  "processes": world}
         metrics = record.run_metrics(splits, prepared, choice, adapted, evaluation, costs,
                                      {"calibration": calibration, "cv": cv, "layer_choice": layer_choice,
-                                      "added": added, "repeats": outcome.repeats})
+                                      "added": added, "repeats": outcome.repeats, "strategy_table": selection})
         if tracking is not None:
             tracking.close(evaluation.scores)
         if rank == 0:  # one writer; the others wait until the run folder is in place
@@ -217,7 +224,11 @@ def advise(config: TrainConfig | None = None, config_file: str | None = None, **
         "labels_in_words": bool(task.labels) and has_descriptions(task, cfg.labels),
     }
     ctx = RunContext(cfg, encoder, task, splits, prepared, "fp32")
-    return {"strategy": choice.strategy, "reason": choice.reason, "facts": summary,
+    reason = choice.reason
+    if cfg.budget is None and select.applies(task, splits, cfg):
+        reason += ("; on so few examples `enctune train` (auto) cross-validates every candidate instead and keeps "
+                   "the best: " + ", ".join(select.candidate_name(n, c) for n, c in select.candidates(ctx)))
+    return {"strategy": choice.strategy, "reason": reason, "facts": summary,
             "ladder": rungs(ctx) if cfg.budget is not None else None,
             "not_applicable": choice.not_applicable,
             "estimates": {k: {"seconds": round(e.seconds, 1), "memory_mb": round(e.memory_mb),

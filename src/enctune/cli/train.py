@@ -49,7 +49,13 @@ def metric_lines(metrics: dict) -> list[str]:
                              f"{spread['std']:.4f} ({', '.join(f'{v:.4f}' for v in spread['values'])}); kept "
                              f"seed {reps['kept_seed']}, the best on validation")
     table = metrics.get("strategy_table")
-    if table:
+    if table and any("cv_mean" in r for r in table):  # auto on few examples: cross-validated candidates
+        lines.append(f"{'candidate':<28} {'cv ' + metrics['primary_metric']:>14} {'± std':>7} {'seconds':>8}  status")
+        for r in table:
+            mean, std = (f"{r['cv_mean']:.4f}", f"{r['cv_std']:.4f}") if "cv_mean" in r else ("-", "-")
+            secs = f"{r['seconds']:.0f}" if "seconds" in r else "-"
+            lines.append(f"{r['candidate']:<28} {mean:>14} {std:>7} {secs:>8}  {r['status']}")
+    elif table:
         lines.append(f"{'strategy':<10} {'validation':>10} {'seconds':>8} {'trainable':>12}  status")
         for r in table:
             score = f"{r['score']:.4f}" if "score" in r else "-"
