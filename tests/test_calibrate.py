@@ -101,3 +101,16 @@ def test_predict_abstain_below(tiny_bert, sentiment_dir, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)[0]["label"] in ("positive", "negative")
     assert main(["predict", str(out), "good", "--abstain-below", "1.5"]) == 2
     assert "--abstain-below 1.5" in capsys.readouterr().err
+
+
+def test_a_temperature_chosen_by_a_handful_of_validation_rows_is_not_kept(tiny_bert, sentiment_dir, tmp_path,
+                                                                          capsys):
+    few = write_jsonl(tmp_path / "few.jsonl", make_rows(10, seed=7))
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(sentiment_dir / "train.jsonl"), "--validation", str(few), "--out", str(out),
+                 "--model", str(tiny_bert), "--strategy", "probe", "--epochs", "30", "--lr", "3e-2",
+                 "--batch-size", "8"]) == 0
+    cal = json.loads((out / "metrics.json").read_text())["calibration"]
+    assert cal["kept"] is False and "10 rows, too few" in cal["why_not_kept"]
+    assert "temperature" not in json.loads((out / "model" / "enctune.json").read_text())
+    assert "no temperature kept: validation has 10 rows" in capsys.readouterr().out

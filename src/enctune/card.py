@@ -100,7 +100,7 @@ def _scores(metrics, task) -> list[str]:
     if cal:
         val = cal.get("validation", {})
         verdict = (f"kept: validation ECE {val.get('ece_before', 0):.4f} -> {val.get('ece_after', 0):.4f}"
-                   if cal.get("kept") else "not kept: it did not lower the validation ECE")
+                   if cal.get("kept") else f"not kept: {cal.get('why_not_kept', 'it did not lower the validation ECE')}")
         lines += ["", f"Calibration: a temperature of {cal['temperature']:.4f} fitted on validation, {verdict}."]
     return [*lines, ""]
 

@@ -173,7 +173,8 @@ def _scores_section(metrics: dict) -> list[str]:
     if cal.get("temperature") is not None:
         out.append(f"<p class='muted'>Calibration: temperature {cal['temperature']:.3f} fitted on validation, "
                    + ("kept (it lowered the validation ECE)." if cal.get("kept") else
-                      "not kept (it did not lower the validation ECE): the probabilities are the model's own.")
+                      f"not kept ({cal.get('why_not_kept', 'it did not lower the validation ECE')}): the "
+                      "probabilities are the model's own.")
                    + "</p>")
     return out
 

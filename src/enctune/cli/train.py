@@ -37,7 +37,8 @@ def metric_lines(metrics: dict) -> list[str]:
             if cal:
                 kept = metrics["calibration"].get("kept", True)
                 note = (f"  ECE {cal['ece_before']:.4f} -> {cal['ece_after']:.4f} calibrated" if kept else
-                        f"  ECE {cal['ece_before']:.4f} (a temperature would not lower validation ECE; none kept)")
+                        f"  ECE {cal['ece_before']:.4f} (no temperature kept: "
+                        f"{metrics['calibration'].get('why_not_kept', 'it would not lower validation ECE')})")
             lines.append(f"{split}: {task.summary(m)}{note}")
     reps = metrics.get("repeats")
     if reps:
