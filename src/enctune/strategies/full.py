@@ -15,6 +15,7 @@ import re
 
 from pydantic import Field
 
+from .. import speed
 from ..training.memory import Shape, check_fits
 from .base import (
     START_SECONDS,
@@ -169,9 +170,7 @@ def kept_outputs(loop, seen: list, ctx: RunContext) -> dict:
     evaluated in fp32, as the final evaluation does, and ``seen`` matches the history one to one (a resumed run
     holds evaluations from before the restart that ``seen`` lacks). ``ENCTUNE_DISABLE=reuse_validation`` turns
     it off."""
-    from ..speed import enabled
-
-    if not (enabled("reuse_validation") and ctx.precision == "fp32" and len(seen) == len(loop.history)):
+    if not (speed.enabled("reuse_validation") and ctx.precision == "fp32" and len(seen) == len(loop.history)):
         return {}
     kept = [i for i, h in enumerate(loop.history) if h["step"] == loop.kept_step]
     return {"validation": seen[kept[-1]]} if kept else {}
