@@ -63,3 +63,10 @@ def test_auto_keeps_the_best_cross_validated_candidate_and_prints_the_table(few,
 def test_advise_says_train_will_cross_validate_on_few_examples(few, tiny_bert):
     a = enctune.advise(data=str(few), model=str(tiny_bert))
     assert "cross-validates every candidate" in a["reason"] and "probe --init-head labels" in a["reason"]
+
+
+def test_a_few_hundred_rows_keep_the_advisors_pick(tmp_path):
+    rows = make_rows(400, seed=6)  # ~200 a class: the carved validation holds 40 rows, but the classes are not few
+    data = write_jsonl(tmp_path / "reviews.jsonl", rows)
+    s = _splits(data)
+    assert len(s.validation) < 50 and not applies(s.task, s, make_config({"data": str(data)}))

@@ -1,12 +1,13 @@
 """``auto`` on few examples: the strategy the user's own data scores best under cross-validation.
 
-With a few examples a class, the validation split carved from train holds a handful of rows
-(``SMALL_VALIDATION``): it can rank neither checkpoints nor strategies, and the advisor's fixed
-rule (``advisor.choose_strategy``) was tuned on one data set. So when ``auto`` runs without
-``--budget`` on such data, every candidate is scored by stratified k-fold cross-validation on
-all the examples (train and the few rows carved from it; k = min(5, the smallest class); ``cv.cross_validate``, each fold trained
-from the pre-trained encoder, a frozen encoder's features from the cache), and the best mean of
-the task's primary metric wins; ties go to the candidate tried first, the cheapest. The winner
+With a few examples a class (at most ``FEW_PER_CLASS`` in the smallest), the validation split
+carved from train holds a handful of rows (under ``SMALL_VALIDATION``): it can rank neither
+checkpoints nor strategies, and the advisor's fixed rule (``advisor.choose_strategy``) was tuned
+on one data set. So when ``auto`` runs without ``--budget`` on such data, every candidate is
+scored by stratified k-fold cross-validation on all the examples (train and the few rows carved
+from it; k = min(5, the smallest class); ``cv.cross_validate``, each fold trained from the
+pre-trained encoder, a frozen encoder's features from the cache), and the best mean of the
+task's primary metric wins; ties go to the candidate tried first, the cheapest. The winner
 then trains on all of train, as a run of that strategy would.
 
 Candidates are the ladder's rungs (``ladder.rungs``: the strategies that apply, ``fewshot`` only
@@ -33,6 +34,10 @@ from .strategies.labels import has_descriptions
 from .strategies.ladder import rungs
 
 MAX_FOLDS = 5
+# few examples: at most this many in the smallest class (the few-shot benchmark's larger size). Above it, a run on
+# a few hundred rows keeps the advisor's pick: cross-validating seven candidates there costs many minutes
+# (the quick start's 400 reviews would wait for full fine-tuning five times over).
+FEW_PER_CLASS = 64
 
 
 def applies(task, splits, cfg) -> bool:
@@ -40,7 +45,7 @@ def applies(task, splits, cfg) -> bool:
     label, the primary metric averaged over folds) whose validation split was carved from few rows."""
     smallest = smallest_class(task, splits.train)
     return (cfg.budget is None and splits.validation_carved and len(splits.validation) < SMALL_VALIDATION
-            and smallest is not None and smallest >= 2 and task.primary_metric in FOLD_METRICS)
+            and smallest is not None and 2 <= smallest <= FEW_PER_CLASS and task.primary_metric in FOLD_METRICS)
 
 
 def candidates(ctx: RunContext) -> list[tuple[str, dict]]:
