@@ -55,7 +55,8 @@ def main(argv=None) -> int:
     from enctune.encoders.resolve import default_encoder_path
     from enctune.retrieval import read_documents
 
-    from .machine import cpu_flags
+    from .machine import cpu_flags, cpu_model
+    from .measure import write_json
 
     _, texts = read_documents(args.corpus)
     tmp = Path(tempfile.mkdtemp())
@@ -73,7 +74,7 @@ def main(argv=None) -> int:
     import numpy as np
 
     diff = float(np.abs(np.load(tmp / "st.npy") - np.load(tmp / "enctune.npy")).max())
-    cpu = next((x.split(":", 1)[1].strip() for x in open("/proc/cpuinfo") if x.startswith("model name")), "?")
+    cpu = cpu_model()
     result = {"cpu": cpu, "avx512": "avx512f" in cpu_flags(), "texts": len(texts), "batch_size": args.batch_size,
               "texts_per_s": rows, "best_ratio": max(rows["enctune"]) / max(rows["st"]),
               "max_abs_difference": diff}
@@ -84,8 +85,7 @@ def main(argv=None) -> int:
           f"sentence-transformers (best of {args.reps}): {result['best_ratio']:.2f}x; largest difference of a unit "
           f"vector's coordinate: {diff:.2e}")
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+        write_json(args.out, result)
     return 0
 
 

@@ -36,6 +36,8 @@ import time
 import traceback
 from pathlib import Path
 
+from .measure import write_json
+
 ROOT = Path(__file__).resolve().parent.parent
 DRY_ROWS = {"train": 64, "validation": 32, "test": 32}
 
@@ -227,8 +229,7 @@ def main(argv=None) -> int:
         shown = {k: v for k, v in r["result"].items() if k != "phases"}
         print(f"| {r['step']} | {r['status']} | {r['seconds']} | {json.dumps(shown)} |")
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps({"dry_run": args.dry_run, "rows": rows}, indent=2) + "\n")
+        write_json(args.out, {"dry_run": args.dry_run, "rows": rows})
     return 1 if failed else 0
 
 

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .measure import write_json
+
 DATASETS = ("sst2", "ag_news", "trec")
 FLIPS = (0.0, 0.05, 0.1, 0.2)
 
@@ -109,8 +111,7 @@ def main(argv=None) -> int:
         print(f"| {r['dataset']} | {r['flipped']:.0%} | {r['tool']} | {r['flagged']} ({r['flagged_share']:.1%}) | "
               f"{fmt(r['precision'])} | {fmt(r['recall'])} |")
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+        write_json(args.out, results)
     return 0
 
 

@@ -36,6 +36,11 @@ def _cpuinfo_field(name: str) -> str | None:
     return None
 
 
+def cpu_model() -> str:
+    """The CPU's model name, as every benchmark table names it."""
+    return _cpuinfo_field("model name") or platform.processor() or "?"
+
+
 def cpu_flags() -> set[str]:
     return set((_cpuinfo_field("flags") or "").split())
 
@@ -109,7 +114,7 @@ def describe(encoder_path: str) -> dict:
     info = {
         "nproc": affinity or os.cpu_count(),
         "cpu_count": os.cpu_count(),
-        "cpu_model": _cpuinfo_field("model name") or platform.processor(),
+        "cpu_model": cpu_model(),
         "cpu_flags": {f: f in flags for f in FLAGS_OF_INTEREST},
         "native_bf16": native_bf16,
         "memory_gb": _mem_total_gb(),

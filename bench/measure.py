@@ -33,6 +33,12 @@ class Stopwatch:
             self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - t0, 3)
 
 
+def write_json(path: str | Path, obj) -> None:
+    """A benchmark's results as indented JSON at ``path``, its folder made when missing."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(obj, indent=2) + "\n")
+
+
 @contextmanager
 def scratch_dir(prefix: str):
     """A temporary folder removed afterwards, whatever happens."""

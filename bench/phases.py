@@ -23,13 +23,6 @@ import time
 from pathlib import Path
 
 
-def cpu_name() -> str:
-    try:
-        return next((x.split(":", 1)[1].strip() for x in open("/proc/cpuinfo") if x.startswith("model name")), "?")
-    except OSError:
-        return "?"
-
-
 def run_once(args, out: Path) -> dict:
     cmd = [sys.executable, "-m", "enctune", "train", "--data", args.data, "--out", str(out), "--overwrite",
            "--strategy", args.strategy, "--quiet"] + (["--epochs", str(args.epochs)] if args.epochs else [])
@@ -66,7 +59,8 @@ def main(argv=None) -> int:
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--out", default=None, help="write the results as JSON here")
     args = ap.parse_args(argv)
-    from .machine import cpu_flags
+    from .machine import cpu_flags, cpu_model
+    from .measure import write_json
 
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -77,13 +71,12 @@ def main(argv=None) -> int:
     kind = "AMX" if "amx_bf16" in flags else "AVX-512 BF16" if "avx512_bf16" in flags else (
         "AVX-512" if "avx512f" in flags else "AVX2")
     print(table(runs))
-    print(f"\n{cpu_name()} ({kind}), {os.cpu_count()} cores; enctune train --data {args.data} --strategy "
+    print(f"\n{cpu_model()} ({kind}), {os.cpu_count()} cores; enctune train --data {args.data} --strategy "
           f"{args.strategy} --epochs {args.epochs}; test {runs[0]['primary_metric']}: "
           + ", ".join(f"{r['test']:.4f}" for r in runs if r["test"] is not None))
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps({"cpu": cpu_name(), "cpu_kind": kind, "cores": os.cpu_count(),
-                                              "args": vars(args), "runs": runs}, indent=2) + "\n")
+        write_json(args.out, {"cpu": cpu_model(), "cpu_kind": kind, "cores": os.cpu_count(), "args": vars(args),
+                              "runs": runs})
     return 0
 
 

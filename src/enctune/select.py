@@ -26,7 +26,6 @@ import time
 
 from . import progress
 from .cv import FOLD_METRICS, cross_validate
-from .data import Examples
 from .strategies import RunContext
 from .strategies.advisor import DEFAULT_BUDGET_SECONDS, smallest_class
 from .strategies.base import SMALL_VALIDATION, Estimate
@@ -59,15 +58,6 @@ def candidates(ctx: RunContext) -> list[tuple[str, dict]]:
     return out
 
 
-def _joined(a: Examples, b: Examples) -> Examples:
-    """Two splits of one file as one (a validation split carved from train back beside it)."""
-    def cat(x, y):
-        return None if x is None or y is None else list(x) + list(y)
-
-    return Examples(a.texts + b.texts, cat(a.pairs, b.pairs), cat(a.labels, b.labels), a.table,
-                    a.rows + b.rows if a.rows and b.rows else [], cat(a.words, b.words), cat(a.ids, b.ids))
-
-
 def candidate_name(name: str, changes: dict) -> str:
     """A candidate as the command line would name it (``probe --init-head labels``)."""
     return name + "".join(f" --{k.replace('_', '-')} {v}" for k, v in changes.items())
@@ -81,7 +71,7 @@ def select_by_cv(ctx: RunContext, est: dict[str, Estimate],
 
     budget = budget_seconds or DEFAULT_BUDGET_SECONDS
     # the carved validation rows are the user's examples too: the folds use them all
-    pool = dataclasses.replace(ctx.splits, train=_joined(ctx.splits.train, ctx.splits.validation))
+    pool = dataclasses.replace(ctx.splits, train=ctx.splits.train + ctx.splits.validation)
     k = min(MAX_FOLDS, smallest_class(ctx.task, pool.train))
     metric = ctx.task.primary_metric
     progress.info(f"auto: {len(pool.train)} examples, too few for a validation split to choose by; each "

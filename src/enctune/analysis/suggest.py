@@ -29,7 +29,7 @@ import numpy as np
 
 from .. import progress
 from ..atomic import atomic_write_text
-from ..data import Columns, Examples, load_texts
+from ..data import Columns, load_texts
 from ..data.readers import read_table
 from ..errors import UserError
 from ..numeric import softmax
@@ -141,8 +141,7 @@ def add_labelled(splits, path: str):
     keep = [i for i in range(len(added))
             if (added.texts[i], added.pairs[i] if added.pairs is not None else None) not in seen]
     new = added.subset(keep)
-    merged = Examples(train.texts + new.texts, (train.pairs + new.pairs) if train.pairs is not None else None,
-                      train.labels + new.labels, None, [])
+    merged = train + new
     before = list(task.labels)
     task.fit(merged, c.label)  # the label map (or target statistics) now covers the added rows
     task.resolve_pair_mode(merged.pairs is not None)

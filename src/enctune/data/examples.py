@@ -38,6 +38,16 @@ class Examples:
             return f"example {i + 1}"
         return self.table.where(self.rows[i])
 
+    def __add__(self, other: Examples) -> Examples:
+        """These rows, then ``other``'s; where each came from is kept when both were read from one table."""
+        def cat(x, y):
+            return None if x is None or y is None else list(x) + list(y)
+
+        same = self.table is not None and self.table is other.table
+        return Examples(self.texts + other.texts, cat(self.pairs, other.pairs), cat(self.labels, other.labels),
+                        self.table if same else None, self.rows + other.rows if same else [],
+                        cat(self.words, other.words), cat(self.ids, other.ids))
+
     def subset(self, idx) -> Examples:
         idx = list(idx)
         def pick(xs):
