@@ -9,7 +9,7 @@
 from .errors import UserError
 from .version import __version__
 
-API = ("train", "advise", "evaluate", "predict_file", "embed", "export")
+API = ("train", "advise", "evaluate", "predict_file", "embed", "export", "distill", "pretrain")
 SEARCH = ("index", "Searcher", "evaluate_retrieval")
 
 

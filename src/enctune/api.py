@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import progress, record, select, steps
+from . import progress, record, select, selftrain, steps
 from .analysis.layers import choose_layer
 from .analysis.suggest import add_labelled
 from .calibrate import abstain, ece
@@ -114,6 +114,10 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
         task = splits.task
         if cfg.cv:
             check_folds(cfg.cv, task.stratify_key(splits.train))
+        pool = None
+        if cfg.unlabelled:
+            selftrain.check(task, cfg)
+            pool = selftrain.read_pool(cfg.unlabelled, cfg.text_column, task, splits.columns)
     with phases("load"):
         encoder = steps.load_encoder(cfg, task)
         device, where = _where_it_runs()
@@ -160,7 +164,12 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
         outcome = steps.repeated(RunContext(cfg, encoder, task, splits, prepared, precision, checkpoints,
                                             log=tracking.log if tracking else None), choice, cfg.repeats,
                                  phases)
+        self_training = None
+        if pool is not None:
+            with phases("self_training"):
+                outcome, self_training = selftrain.self_train(outcome, pool, cfg.self_training_rounds, where)
         adapted, evaluation, splits, task = outcome.adapted, outcome.evaluation, outcome.ctx.splits, outcome.ctx.task
+        prepared = outcome.ctx.prepared
         result = adapted.result
         encoder = result.encoder or outcome.ctx.encoder
         with phases("calibrate"):
@@ -175,7 +184,8 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
                  "processes": world}
         metrics = record.run_metrics(splits, prepared, choice, adapted, evaluation, costs,
                                      {"calibration": calibration, "cv": cv, "layer_choice": layer_choice,
-                                      "added": added, "repeats": outcome.repeats, "strategy_table": selection})
+                                      "added": added, "repeats": outcome.repeats, "strategy_table": selection,
+                                      "self_training": self_training})
         if tracking is not None:
             tracking.close(evaluation.scores)
         if rank == 0:  # one writer; the others wait until the run folder is in place
@@ -187,12 +197,35 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
     return Run(out, metrics, predictor)
 
 
+def distill(teacher: str | os.PathLike, out: str | os.PathLike, unlabelled: str | None = None,
+            layers: int | None = None, **settings) -> Run:
+    """A smaller student taught by the run folder ``teacher`` (its encoder cut to ``layers`` blocks, or
+    ``student=`` an encoder folder), on the run's training texts and the texts of ``unlabelled``; writes the
+    student's run folder at ``out`` (see ``enctune.distill``). Raises ``UserError`` for every mistake the user
+    can fix."""
+    from . import distill as distillation  # lazy: torch (~2 s), for `enctune distill` alone
+
+    path, metrics = distillation.distill(str(teacher), str(out), unlabelled, layers, **settings)
+    return Run(path, metrics, load(path))
+
+
+def pretrain(model: str, data: str | os.PathLike, out: str | os.PathLike, objective: str = "auto",
+             **settings) -> dict:
+    """Continue pre-training the encoder ``model`` on the texts of ``data`` (masked language modelling or a
+    denoising auto-encoder, ``objective`` auto choosing by the encoder) and write an encoder folder at ``out``
+    that any command takes as ``--model`` (see ``enctune.pretrain``). Returns its report. Raises ``UserError``
+    for every mistake the user can fix."""
+    from . import pretrain as pretraining  # lazy: torch (~2 s), for `enctune pretrain` alone
+
+    return pretraining.pretrain(model, str(data), str(out), objective, **settings)[1]
+
+
 def _resume_settings(cfg: TrainConfig, files: dict[str, str], strategy: str) -> dict:
     """What a checkpoint must agree with to be resumed: every setting that changes what is trained, with
     paths made absolute (the same file named two ways is the same file), and a digest of every data file's
     contents (a file changed under the same name is other data)."""
     settings = {k: v for k, v in cfg.model_dump().items() if k not in ("resume", "checkpoint_every", "overwrite")}
-    for key in ("data", "validation", "test", "add", "out", "model"):
+    for key in ("data", "validation", "test", "add", "unlabelled", "out", "model"):
         value = settings.get(key)
         if value is not None and (key != "model" or Path(value).exists()):
             settings[key] = str(Path(value).resolve())

@@ -17,7 +17,7 @@ from . import analysis, predict, search, serve, train  # noqa: F401 (each regist
 from .app import app
 
 # ``enctune --help`` lists the commands in the order a user meets them
-ORDER = ("check", "advise", "train", "evaluate", "predict", "embed", "index", "search", "serve", "export", "probe", "report", "suggest")
+ORDER = ("check", "advise", "pretrain", "train", "distill", "evaluate", "predict", "embed", "index", "search", "serve", "export", "probe", "report", "suggest")
 app.registered_commands.sort(key=lambda c: ORDER.index(c.name or c.callback.__name__)
                              if (c.name or c.callback.__name__) in ORDER else len(ORDER))
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 
+import typer
+
 from .. import api
 from ..config import make_config
 from ..tasks import TASKS
-from .app import app, main_process, setup
+from .app import Opt, app, main_process, setup
 from .options import command_with, config_fields, extra_option, option
 
 ADVISE_FIELDS = ("data", "model", "budget", "task", "labels", "validation", "text_column", "text_pair_column",
@@ -63,6 +65,17 @@ def metric_lines(metrics: dict) -> list[str]:
             secs = f"{r['seconds']:.0f}" if "seconds" in r else "-"
             tp = f"{r['trainable_params']:,}" if r.get("trainable_params") is not None else "-"
             lines.append(f"{r['strategy']:<10} {score:>10} {secs:>8} {tp:>12}  {r['status']}")
+    st = metrics.get("self_training")
+    if st:
+        lines.append(f"self-training on {st['pool']} unlabelled texts:")
+        lines.append(f"{'round':>5} {'strategy':<10} {'pseudo':>7} {'validation':>10} {'test':>8}  status")
+        for r in st["rounds"]:
+            if "validation" not in r:
+                lines.append(f"{r['round']:>5} {'-':<10} {'-':>7} {'-':>10} {'-':>8}  {r['status']}")
+                continue
+            test = f"{r['test']:.4f}" if r.get("test") is not None else "-"
+            lines.append(f"{r['round']:>5} {r['strategy']:<10} {r['pseudo_labelled']:>7} {r['validation']:>10.4f} "
+                         f"{test:>8}  {r['status']}")
     c = metrics["costs"]
     lines.append(f"strategy {metrics['strategy']}; {c['wall_seconds']:.1f} s wall, "
                  f"{c['train_examples_per_second']:.0f} train examples/s, peak memory {c['peak_rss_mb']:.0f} MB, "
@@ -111,3 +124,83 @@ app.command(name="advise")(command_with(advise, [
     _QUIET,
     extra_option("as_json", bool, False, "--json", help="Print the advice as JSON."),
 ]))
+
+
+@app.command()
+def distill(
+    run: str = typer.Argument(..., help="The teacher: a run folder of a task with one output per text."),
+    out: str = Opt(..., "--out", help="The student's run folder."),
+    unlabelled: str | None = Opt(None, "--unlabelled", help="Texts the teacher labels for the student (jsonl, csv, "
+                                                           "tsv, json, parquet, or .txt one per line)."),
+    layers: int | None = Opt(None, "--layers", min=1, help="Blocks the student keeps of the teacher's encoder, "
+                                                           "evenly spaced, the top one kept [default: half]."),
+    student: str | None = Opt(None, "--student", help="Start the student from this encoder (a folder or name) "
+                                                      "with a new head, instead of the teacher's blocks."),
+    data: str | None = Opt(None, "--data", help="Labelled data [default: the run's, from its config.json]."),
+    text_column: str | None = Opt(None, "--text-column", help="Column holding the text [default: the run's]."),
+    epochs: int | None = Opt(None, "--epochs", min=1, help="Epochs over the taught texts [default: 3]."),
+    lr: float | None = Opt(None, "--lr", min=0, help="Learning rate [default: full fine-tuning's, 1e-4]."),
+    batch_size: int | None = Opt(None, "--batch-size", min=1, help="Batch size [default: 32]."),
+    temperature: float = Opt(2.0, "--temperature", help="Softmax temperature of the teacher's and student's "
+                                                        "outputs in the soft loss."),
+    hard_weight: float = Opt(0.5, "--hard-weight", help="Weight (0 to 1) of the labelled rows' own loss beside "
+                                                        "the teacher's outputs."),
+    seed: int = Opt(42, "--seed", help="Seed of the data order and dropout."),
+    precision: str = Opt("auto", "--precision", help="fp32, bf16 or auto (bf16 where the hardware has it)."),
+    overwrite: bool = Opt(False, "--overwrite", help="Replace a finished run already at --out."),
+    quiet: bool = Opt(False, "--quiet", "-q", help="No progress bars or messages on stderr."),
+    as_json: bool = Opt(False, "--json", help="Print the student's metrics as one JSON object."),
+):
+    """Teach a smaller, faster student the outputs of a trained run; writes the student's run folder, with
+    both models' scores and prediction speed in its metrics.json."""
+    setup(quiet or as_json)
+
+    run_ = api.distill(run, out, unlabelled, layers, student=student, data=data, text_column=text_column,
+                       epochs=epochs, lr=lr, batch_size=batch_size, temperature=temperature,
+                       hard_weight=hard_weight, seed=seed, precision=precision, overwrite=overwrite)
+    if as_json:
+        print(json.dumps(run_.metrics))
+        return
+    d = run_.metrics["distillation"]
+    split, metric = d["compared_on"], run_.metrics["primary_metric"]
+    print("\n".join(metric_lines(run_.metrics)))
+    print(f"teacher {split} {metric} {d['teacher_scores'][split][metric]:.4f}; the student keeps "
+          f"{d['kept_share']:.1%} of it with {d['student_layers']} of {d['teacher_layers']} layers, and predicts "
+          f"{d['speedup']}x as fast ({d['speed']['student']:.0f} against {d['speed']['teacher']:.0f} texts/s)")
+
+
+@app.command()
+def pretrain(
+    data: str = Opt(..., "--data", help="Unlabelled text: .txt one per line, or any reader's text column."),
+    out: str = Opt(..., "--out", help="The folder to write: an encoder that --model takes."),
+    model: str = Opt("default", "--model", help="The encoder to continue from (a name, folder or run folder)."),
+    objective: str = Opt("auto", "--objective", help="mlm (masked language modelling), tsdae (denoising "
+                                                     "auto-encoder of the pooled vector) or auto (tsdae for a "
+                                                     "sentence encoder, else mlm)."),
+    text_column: str | None = Opt(None, "--text-column", help="Column holding the text [default: found by name]."),
+    epochs: int | None = Opt(None, "--epochs", min=1, help="Epochs over the texts [default: 3]."),
+    lr: float | None = Opt(None, "--lr", min=0, help="Learning rate [default: 5e-5 mlm, 3e-5 tsdae]."),
+    batch_size: int | None = Opt(None, "--batch-size", min=1, help="Batch size [default: 32 mlm, 16 tsdae]."),
+    max_length: int | None = Opt(None, "--max-length", min=8, help="Tokens per text at most [default: 256]."),
+    mask_probability: float = Opt(0.15, "--mask-probability", help="mlm: the share of words masked."),
+    seed: int = Opt(42, "--seed", help="Seed of the held-out split, the masks and the data order."),
+    precision: str = Opt("auto", "--precision", help="fp32, bf16 or auto (bf16 where the hardware has it)."),
+    budget: str | None = Opt(None, "--budget", help="Stop training at this time (90s, 10m, 1h)."),
+    overwrite: bool = Opt(False, "--overwrite", help="Replace a folder this command wrote before."),
+    quiet: bool = Opt(False, "--quiet", "-q", help="No progress bars or messages on stderr."),
+    as_json: bool = Opt(False, "--json", help="Print the report as one JSON object."),
+):
+    """Continue pre-training an encoder on a domain's unlabelled text; the folder it writes is an encoder that
+    'enctune train --model' takes."""
+    setup(quiet or as_json)
+
+    report = api.pretrain(model, data, out, objective, text_column=text_column, epochs=epochs, lr=lr,
+                          batch_size=batch_size, max_length=max_length, mask_probability=mask_probability, seed=seed,
+                          precision=precision, budget=budget, overwrite=overwrite)
+    if as_json:
+        print(json.dumps(report))
+        return
+    loss = report["held_out_loss"]
+    print(f"objective {report['objective']} ({report['reason']}); {report['texts']} texts, {report['epochs_run']} "
+          f"epochs in {report['train_seconds']:.0f} s; held-out loss {loss['before']:.4f} -> {loss['after']:.4f}")
+    print(f"next: enctune train --data LABELLED --model {out} --out RUN")
