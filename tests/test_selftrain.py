@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from enctune.cli import main
-from enctune.selftrain import pseudo_labels
+from enctune.selftrain import margin, pseudo_labels
 
 from .conftest import make_rows, write_jsonl
 
@@ -20,6 +20,12 @@ def test_each_class_has_its_own_threshold_and_the_labelled_balance_is_kept():
     assert rows.tolist() == [0, 7] and classes.tolist() == [0, 1]
     rows, classes, _ = pseudo_labels(probs, np.array([3.0, 1.0]))  # three to one in the labelled examples
     assert rows.tolist() == [0, 1, 2, 7] and classes.tolist() == [0, 0, 0, 1]
+
+
+def test_the_margin_is_the_standard_error_of_the_labelled_only_score():
+    assert margin(0.846154, 13) == pytest.approx(0.1001, abs=1e-4)  # one text in 13 is 0.077
+    assert margin(0.9, 900) == pytest.approx(0.01)
+    assert margin(1.0, 13) == 0.0  # a perfect score leaves no room
 
 
 def test_no_pseudo_labels_when_a_labelled_class_gets_no_text():
@@ -46,7 +52,8 @@ def test_a_run_with_unlabelled_texts_records_every_round(tiny_bert, tmp_path, ca
     first = rounds[1]
     if "pseudo_labelled" in first:
         assert first["trained_on"] == 60 + first["pseudo_labelled"] and first["strategy"] == "full"
-        assert first["status"] == "kept" or first["validation"] < rounds[0]["validation"]
+        assert (first["status"] == "kept") == (first["validation"] >= st["floor"])
+    assert st["floor"] == pytest.approx(rounds[0]["validation"] - margin(rounds[0]["validation"], 40), abs=1e-6)
     kept = rounds[st["kept_round"]]
     assert m["validation"]["accuracy"] == pytest.approx(kept["validation"], abs=1e-6)  # the run is the kept round
     assert m["data"]["sizes"]["train"] == kept["trained_on"]

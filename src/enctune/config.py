@@ -132,10 +132,10 @@ class CoreConfig(BaseModel):
     add: str | None = _opt(None, "Labelled file appended to train (e.g. the rows 'enctune suggest' chose).",
                            default_text="none")
     unlabelled: str | None = _opt(None, "Unlabelled texts for self-training: the run's model labels them, its "
-                                        "surest pseudo-labels join train for a student, kept when validation "
-                                        "is no worse.", default_text="none")
-    self_training_rounds: int = _opt(2, "With --unlabelled: rounds of self-training at most (each student "
-                                        "teaches the next while validation improves).", ge=1, le=10)
+                                        "surest pseudo-labels join train for a student, kept unless "
+                                        "validation says it is worse.", default_text="none")
+    self_training_rounds: int = _opt(2, "With --unlabelled: rounds of self-training at most (each kept "
+                                        "student teaches the next).", ge=1, le=10)
 
     @field_validator("strategy")
     @classmethod
