@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import enctune
-    from enctune.distill import prediction_speed
+    from enctune.distillation import prediction_speed
 
     rows = [json.loads(line) for line in open(Path(args.data) / "test.jsonl", encoding="utf-8")]
     texts, gold = [r["text"] for r in rows], [str(r["label"]) for r in rows]

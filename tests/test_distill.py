@@ -7,7 +7,7 @@ import torch
 
 import enctune
 from enctune.cli import main
-from enctune.distill import soft_loss
+from enctune.distillation import soft_loss
 
 from .conftest import make_rows, write_jsonl
 
@@ -75,3 +75,22 @@ def test_soft_loss_is_zero_when_the_student_says_what_the_teacher_says():
                                                                abs=1e-6)
     values = soft_loss("values", torch.tensor([[1.0], [3.0]]), None, 0, 2.0, 0.0, None)
     assert values(torch.tensor([[0.0], [3.0]]), torch.tensor([0, 1])).item() == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("task", ["retrieve", "regress"])
+def test_outputs_that_are_not_classes_are_taught_by_their_squared_distance(task, tiny_bert_std, tmp_path):
+    """An embedding (retrieve) or a value (regress): the student learns the teacher's outputs; the run's
+    evaluation is the task's own."""
+    from .tasks.helpers import FULL, splits
+    from .tasks.test_regress import toy_rows as value_rows
+    from .tasks.test_retrieve import toy_rows as pair_rows
+
+    data = splits(tmp_path, pair_rows if task == "retrieve" else value_rows)
+    teacher = enctune.train(data=str(data), out=str(tmp_path / "t"), model=str(tiny_bert_std),
+                            **{**FULL, "epochs": 2})
+    run = enctune.distill(teacher.path, tmp_path / "s", layers=1, epochs=2, precision="fp32", hard_weight=0.0)
+    d = run.metrics["distillation"]
+    assert d["student_layers"] == 1 and d["compared_on"] == "test"
+    assert set(d["teacher_scores"]["test"]) >= {run.metrics["primary_metric"]}
+    out = run.predictor.predict(["good day"])[0]
+    assert ("embedding" in out) if task == "retrieve" else ("value" in out)

@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from enctune.cli import main
 from enctune.encoders.encoder import Encoder
 from enctune.errors import UserError
-from enctune.pretrain import choose_objective, delete_noise, whole_word_mask
+from enctune.pretraining import choose_objective, delete_noise, whole_word_mask
 
 from .conftest import make_rows, write_jsonl
 
@@ -106,3 +106,14 @@ def test_too_few_texts_is_a_clear_error(tiny_bert, tmp_path, capsys):
     few.write_text("one\ntwo\n")
     assert main(["pretrain", "--model", str(tiny_bert), "--data", str(few), "--out", str(tmp_path / "x")]) == 2
     assert "at least 20" in capsys.readouterr().err
+
+
+def test_a_pretraining_run_checkpoints_and_resumes(tiny_bert_no_dropout, texts, tmp_path):
+    out = tmp_path / "domain"
+    args = ["pretrain", "--model", str(tiny_bert_no_dropout), "--data", str(texts), "--out", str(out), "--epochs",
+            "2", "--precision", "fp32", "--checkpoint-every", "2", "--quiet"]
+    assert main(args) == 0
+    report = json.loads((out / "pretrain.json").read_text())
+    assert not (out / "checkpoints").exists()  # a finished folder holds the encoder, not the checkpoints
+    assert main([*args, "--resume"]) == 2  # a finished run is not resumed
+    assert report["steps"] == 2 * -(-report["texts"] // 32)

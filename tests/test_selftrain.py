@@ -67,3 +67,4 @@ def test_self_training_is_refused_where_labels_are_not_classes(tiny_bert, tmp_pa
     assert main(["train", "--data", str(data), "--model", str(tiny_bert), "--task", "regress", "--unlabelled",
                  str(pool), "--out", str(tmp_path / "run")]) == 2
     assert "not classes" in capsys.readouterr().err
+

@@ -114,10 +114,7 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
         task = splits.task
         if cfg.cv:
             check_folds(cfg.cv, task.stratify_key(splits.train))
-        pool = None
-        if cfg.unlabelled:
-            selftrain.check(task, cfg)
-            pool = selftrain.read_pool(cfg.unlabelled, cfg.text_column, task, splits.columns)
+        pool = selftrain.read_pool(cfg, task, splits.columns) if cfg.unlabelled else None
     with phases("load"):
         encoder = steps.load_encoder(cfg, task)
         device, where = _where_it_runs()
@@ -199,23 +196,18 @@ def train(config: TrainConfig | None = None, config_file: str | None = None, **f
 
 def distill(teacher: str | os.PathLike, out: str | os.PathLike, unlabelled: str | None = None,
             layers: int | None = None, **settings) -> Run:
-    """A smaller student taught by the run folder ``teacher`` (its encoder cut to ``layers`` blocks, or
-    ``student=`` an encoder folder), on the run's training texts and the texts of ``unlabelled``; writes the
-    student's run folder at ``out`` (see ``enctune.distill``). Raises ``UserError`` for every mistake the user
-    can fix."""
-    from . import distill as distillation  # lazy: torch (~2 s), for `enctune distill` alone
+    """A student with ``layers`` of the run ``teacher``'s blocks taught its outputs; its run at ``out``
+    (``enctune.distillation``)."""
+    from . import distillation  # lazy: torch (~2 s), for `enctune distill` alone
 
     path, metrics = distillation.distill(str(teacher), str(out), unlabelled, layers, **settings)
     return Run(path, metrics, load(path))
 
 
-def pretrain(model: str, data: str | os.PathLike, out: str | os.PathLike, objective: str = "auto",
-             **settings) -> dict:
-    """Continue pre-training the encoder ``model`` on the texts of ``data`` (masked language modelling or a
-    denoising auto-encoder, ``objective`` auto choosing by the encoder) and write an encoder folder at ``out``
-    that any command takes as ``--model`` (see ``enctune.pretrain``). Returns its report. Raises ``UserError``
-    for every mistake the user can fix."""
-    from . import pretrain as pretraining  # lazy: torch (~2 s), for `enctune pretrain` alone
+def pretrain(model: str, data: str | os.PathLike, out: str | os.PathLike, objective: str = "auto", **settings) -> dict:
+    """Continued pre-training of ``model`` on ``data``'s texts into the encoder folder ``out``; returns its report
+    (``enctune.pretraining``)."""
+    from . import pretraining  # lazy: torch (~2 s), for `enctune pretrain` alone
 
     return pretraining.pretrain(model, str(data), str(out), objective, **settings)[1]
 

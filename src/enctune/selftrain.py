@@ -24,6 +24,11 @@ against the labelled-only run's 0.846, one text fewer right, and 0.790 on the 1,
 rule asking for no loss at all on validation would have thrown the best model away. On a validation split of
 hundreds of rows the margin is a point or two, and the rule asks for no real loss.
 
+Judging instead on every labelled example, with students trained on pseudo-labels alone so that none of them
+is seen, was tried and is biased: the pseudo-labels carry the teacher's fit of those very examples. On the same
+SST-2 sample the students scored 0.875 and 0.891 on the 128 labelled examples, and 0.767 and 0.761 on test
+(the teacher's cross-validated 0.774, its test 0.764).
+
 Rounds stop at ``--self-training-rounds`` or at the first student not kept. metrics.json's
 ``self_training`` holds every round (pseudo-labels, thresholds, strategy, validation and test scores, seconds,
 kept or not), and the run's model is the last kept one.
@@ -54,11 +59,13 @@ def check(task, cfg) -> None:
                         "or the other.")
 
 
-def read_pool(path: str, text_column: str | None, task, columns) -> Examples:
-    """The unlabelled texts (any reader; .txt one per line), read through the task like prediction inputs."""
-    pool = read_inputs(path, text_column, None, task, prefer=columns)[0]
+def read_pool(cfg, task, columns) -> Examples:
+    """The texts of ``--unlabelled`` (any reader; .txt one per line), read through the task like prediction
+    inputs, once ``check`` says self-training applies."""
+    check(task, cfg)
+    pool = read_inputs(cfg.unlabelled, cfg.text_column, None, task, prefer=columns)[0]
     if len(pool) == 0:
-        raise UserError(f"{path}: no texts to self-train on.")
+        raise UserError(f"{cfg.unlabelled}: no texts to self-train on.")
     return pool
 
 

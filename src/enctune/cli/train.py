@@ -187,6 +187,9 @@ def pretrain(
     precision: str = Opt("auto", "--precision", help="fp32, bf16 or auto (bf16 where the hardware has it)."),
     budget: str | None = Opt(None, "--budget", help="Stop training at this time (90s, 10m, 1h)."),
     overwrite: bool = Opt(False, "--overwrite", help="Replace a folder this command wrote before."),
+    checkpoint_every: int | None = Opt(None, "--checkpoint-every", min=1, help="Save a checkpoint every N steps "
+                                                                              "(and at each epoch's end)."),
+    resume: bool = Opt(False, "--resume", help="Continue from the latest checkpoint in --out."),
     quiet: bool = Opt(False, "--quiet", "-q", help="No progress bars or messages on stderr."),
     as_json: bool = Opt(False, "--json", help="Print the report as one JSON object."),
 ):
@@ -196,7 +199,8 @@ def pretrain(
 
     report = api.pretrain(model, data, out, objective, text_column=text_column, epochs=epochs, lr=lr,
                           batch_size=batch_size, max_length=max_length, mask_probability=mask_probability, seed=seed,
-                          precision=precision, budget=budget, overwrite=overwrite)
+                          precision=precision, budget=budget, overwrite=overwrite,
+                          checkpoint_every=checkpoint_every, resume=resume)
     if as_json:
         print(json.dumps(report))
         return

@@ -20,7 +20,8 @@ Two objectives; ``auto`` picks by what the encoder is for, and the run says why:
 A causal (GPT-like) model is refused: neither objective fits it. Texts come from any reader (.txt one per line,
 or a table's text column); 5% of them (at most ``HELD_OUT_MAX``) are held out, and the loop keeps the weights
 of the lowest held-out loss, with the same masks (or deletions) every time. Training is the one loop
-(``training.loop``): warm-up, decay, clipping, progress, ``--budget``.
+(``training.loop``): warm-up, decay, clipping, progress, ``--budget``, checkpoints (``--checkpoint-every``,
+``--resume``).
 
 The output folder holds ``model/encoder/`` (the encoder, its tokenizer and the source's pooling files) and
 ``pretrain.json`` (objective and why, held-out loss before and after, the loop's history, seconds).
@@ -45,8 +46,9 @@ from .encoders.encoder import Encoder, hf_quiet
 from .encoders.resolve import is_causal, resolve_encoder
 from .errors import UserError
 from .precision import resolve_precision
-from .run_folder import check_out, write_run
+from .run_folder import check_out, mark_started, write_run
 from .training.batching import LengthBucketSampler
+from .training.checkpoint import Checkpointer
 from .training.loop import LoopConfig, fit
 from .training.seed import seed_all
 
@@ -160,7 +162,8 @@ def next_token_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 def pretrain(model: str, data: str, out: str, objective: str = "auto", text_column: str | None = None,
              epochs: int | None = None, lr: float | None = None, batch_size: int | None = None,
              max_length: int | None = None, mask_probability: float = MASK_PROBABILITY, seed: int = 42,
-             precision: str = "auto", budget: str | None = None, overwrite: bool = False) -> tuple[Path, dict]:
+             precision: str = "auto", budget: str | None = None, overwrite: bool = False,
+             checkpoint_every: int | None = None, resume: bool = False) -> tuple[Path, dict]:
     """Continue pre-training ``model`` on the texts of ``data`` and write the encoder folder ``out``; returns (the
     folder, its report). See the module docstring.
 
@@ -171,7 +174,7 @@ def pretrain(model: str, data: str, out: str, objective: str = "auto", text_colu
     t_start = time.perf_counter()
     if not 0 < mask_probability < 1:
         raise UserError(f"--mask-probability {mask_probability}: expected a number between 0 and 1.")
-    check_out(out, overwrite=overwrite)
+    check_out(out, overwrite=overwrite, resume=resume)
     seed_all(seed)
     texts = [t for t in read_inputs(data, text_column)[0].texts if t.strip()]
     if len(texts) < 20:
@@ -219,9 +222,17 @@ def pretrain(model: str, data: str, out: str, objective: str = "auto", text_colu
         before = -evaluate(network.eval())[0]
     network.train()
     deadline = time.monotonic() + budget_seconds(budget) if budget else None
+    checkpoints = None
+    if checkpoint_every or resume:  # the weights, optimizer and position; the masks after a resume are new draws
+        mark_started(Path(out))
+        checkpoints = Checkpointer(Path(out) / "checkpoints", checkpoint_every, resume, {
+            "model": source, "data": str(Path(data).resolve()), "objective": chosen, "epochs": epochs, "lr": lr,
+            "batch_size": batch_size, "max_length": encoder.max_length, "mask_probability": mask_probability,
+            "seed": seed, "precision": run_precision})
     loop = fit(network, loader, loss_fn, evaluate,
                LoopConfig(epochs=epochs, lr=lr, precision=run_precision, seed=seed, evals_per_epoch=2,
-                          description=f"pre-train ({chosen})", deadline=deadline, patience=4))
+                          description=f"pre-train ({chosen})", deadline=deadline, patience=4),
+               checkpoints=checkpoints)
     after = -loop.best_score
     report = {"objective": chosen, "reason": reason, "model": model, "source": source, "data": str(data),
               "texts": len(train), "held_out": len(held), "held_out_loss": {"before": round(before, 5),
