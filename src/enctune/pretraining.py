@@ -18,7 +18,9 @@ Two objectives; ``auto`` picks by what the encoder is for, and the run says why:
   learns to put the domain's content into it. The decoder is dropped afterwards.
 
 A causal (GPT-like) model is refused: neither objective fits it. Texts come from any reader (.txt one per line,
-or a table's text column); 5% of them (at most ``HELD_OUT_MAX``) are held out, and the loop keeps the weights
+or a table's text column). What the objective adds (the MLM head's layers, the decoder) trains alone first, the
+encoder frozen, for ``WARMUP_EPOCHS`` at ten times the rate: their random first gradients would otherwise reach
+the encoder. 5% of the texts (at most ``HELD_OUT_MAX``) are held out, and the loop keeps the weights
 of the lowest held-out loss, with the same masks (or deletions) every time. Training is the one loop
 (``training.loop``): warm-up, decay, clipping, progress, ``--budget``, checkpoints (``--checkpoint-every``,
 ``--resume``).
@@ -57,6 +59,10 @@ MASK_PROBABILITY = 0.15
 DELETE_PROBABILITY = 0.6  # the TSDAE paper's best deletion ratio
 HELD_OUT_SHARE, HELD_OUT_MAX = 0.05, 1000
 DEFAULTS = {"mlm": {"epochs": 3, "lr": 5e-5, "batch_size": 32}, "tsdae": {"epochs": 3, "lr": 3e-5, "batch_size": 16}}
+# epochs, at WARMUP_LR_SCALE times the rate, that train only what the objective adds (MLM head, decoder) before the
+# encoder moves. Without them, TSDAE and MLM on financial_phrasebank's 2,150 texts (default encoder, 3 epochs) took
+# full fine-tuning on 32 examples a class from 0.8265 test accuracy to 0.747 and 0.732 (seed 0)
+WARMUP_EPOCHS, WARMUP_LR_SCALE = 1, 10
 SENTENCE_FILES = ("modules.json", "config_sentence_transformers.json", "sentence_bert_config.json")
 
 
@@ -163,7 +169,8 @@ def pretrain(model: str, data: str, out: str, objective: str = "auto", text_colu
              epochs: int | None = None, lr: float | None = None, batch_size: int | None = None,
              max_length: int | None = None, mask_probability: float = MASK_PROBABILITY, seed: int = 42,
              precision: str = "auto", budget: str | None = None, overwrite: bool = False,
-             checkpoint_every: int | None = None, resume: bool = False) -> tuple[Path, dict]:
+             checkpoint_every: int | None = None, resume: bool = False,
+             warmup_epochs: int = WARMUP_EPOCHS) -> tuple[Path, dict]:
     """Continue pre-training ``model`` on the texts of ``data`` and write the encoder folder ``out``; returns (the
     folder, its report). See the module docstring.
 
@@ -222,6 +229,17 @@ def pretrain(model: str, data: str, out: str, objective: str = "auto", text_colu
         before = -evaluate(network.eval())[0]
     network.train()
     deadline = time.monotonic() + budget_seconds(budget) if budget else None
+    backbone = network.model.base_model if chosen == "mlm" else encoder.model
+    warm = None
+    if warmup_epochs and not resume:
+        # the new parts first (the MLM head's transform, the decoder), the encoder frozen: their random first
+        # gradients would otherwise reach the encoder's weights, which the run exists to keep and adapt
+        backbone.requires_grad_(False)
+        warm = fit(network, loader, loss_fn, evaluate,
+                   LoopConfig(epochs=warmup_epochs, lr=lr * WARMUP_LR_SCALE, precision=run_precision, seed=seed,
+                              description=f"pre-train ({chosen}): new layers first", deadline=deadline,
+                              keep_best=False, early_stopping=False))
+        backbone.requires_grad_(True)
     checkpoints = None
     if checkpoint_every or resume:  # the weights, optimizer and position; the masks after a resume are new draws
         mark_started(Path(out))
@@ -243,8 +261,9 @@ def pretrain(model: str, data: str, out: str, objective: str = "auto", text_colu
               "max_length": encoder.max_length, "steps": loop.steps, "seconds": round(time.perf_counter() -
                                                                                      t_start, 1),
               "train_seconds": round(loop.seconds, 1), "precision": run_precision, "note": note,
-              "history": loop.history, "seed": seed}
-    backbone = network.model.base_model if chosen == "mlm" else encoder.model
+              "history": loop.history, "seed": seed,
+              "warmup": {"epochs": warmup_epochs, "lr": lr * WARMUP_LR_SCALE, "held_out_loss": round(
+                  -warm.history[-1]["score"], 5)} if warm is not None and warm.history else None}
 
     def write_encoder(folder: Path) -> None:
         dst = folder / "encoder"
