@@ -2,7 +2,7 @@
 # Self-training with auto: K labelled examples a class, the rest of train as the unlabelled pool, as BENCHMARKS.md
 # "Self-training" reports:
 #     bash bench/self_training.sh [DATA_ROOT] [DATASETS] [SEEDS] [PER_CLASS] [ROUNDS]
-# e.g. bash bench/self_training.sh ../shared/data sst2 "0 1 2" 64 2
+# e.g. bash bench/self_training.sh ../shared/data sst2 "0 1 2" 64 1
 # Samples are drawn with Python's random.seed(seed) per class from train.jsonl; every other train row's text (its
 # label dropped) is the pool; the whole test split is scored; no validation file (the run carves what it needs).
 # One run per seed gives both figures: round 0 of metrics.json's self_training is the labelled-only auto run (the
@@ -10,7 +10,7 @@
 # Prints: data seed labelled-only-strategy labelled-only-test kept-round student-strategy test pseudo seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=${1:-../shared/data}; SETS=${2:-sst2}; SEEDS=${3:-"0 1 2"}; K=${4:-64}; ROUNDS=${5:-2}
+ROOT=${1:-../shared/data}; SETS=${2:-sst2}; SEEDS=${3:-"0 1 2"}; K=${4:-64}; ROUNDS=${5:-1}
 PY=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
 export HF_HUB_OFFLINE=1
 WORK=${WORK:-$(mktemp -d)}

@@ -52,7 +52,7 @@ def test_a_run_with_unlabelled_texts_records_every_round(tiny_bert, tmp_path, ca
     first = rounds[1]
     if "pseudo_labelled" in first:
         assert first["trained_on"] == 60 + first["pseudo_labelled"] and first["strategy"] == "full"
-        assert (first["status"] == "kept") == (first["validation"] >= st["floor"])
+        assert st["judged"] and (first["status"] == "kept") == (first["validation"] >= st["floor"])
     assert st["floor"] == pytest.approx(rounds[0]["validation"] - margin(rounds[0]["validation"], 40), abs=1e-6)
     kept = rounds[st["kept_round"]]
     assert m["validation"]["accuracy"] == pytest.approx(kept["validation"], abs=1e-6)  # the run is the kept round
@@ -68,3 +68,14 @@ def test_self_training_is_refused_where_labels_are_not_classes(tiny_bert, tmp_pa
                  str(pool), "--out", str(tmp_path / "run")]) == 2
     assert "not classes" in capsys.readouterr().err
 
+
+
+def test_a_validation_split_carved_from_few_rows_judges_no_student(tiny_bert, tmp_path):
+    data = write_jsonl(tmp_path / "few.jsonl", make_rows(40, seed=3))  # 4 validation rows carved from 40
+    pool = write_jsonl(tmp_path / "pool.jsonl", [{"text": r["text"]} for r in make_rows(60, seed=9)])
+    assert main(["train", "--data", str(data), "--model", str(tiny_bert), "--strategy", "full", "--epochs", "1",
+                 "--unlabelled", str(pool), "--out", str(tmp_path / "run"), "--precision", "fp32", "--quiet"]) == 0
+    st = json.loads((tmp_path / "run" / "metrics.json").read_text())["self_training"]
+    assert not st["judged"] and len(st["rounds"]) == 2  # one round by default
+    if "pseudo_labelled" in st["rounds"][1]:
+        assert st["rounds"][1]["status"] == "kept: validation too small to judge" and st["kept_round"] == 1

@@ -133,8 +133,9 @@ class CoreConfig(BaseModel):
                            default_text="none")
     unlabelled: str | None = _opt(None, "Unlabelled texts for self-training: the run's model labels them, its "
                                         "surest pseudo-labels join train for a student, kept unless "
-                                        "validation says it is worse.", default_text="none")
-    self_training_rounds: int = _opt(2, "With --unlabelled: rounds of self-training at most (each kept "
+                                        "validation says it is worse (a validation split carved from a few dozen "
+                                        "rows says nothing).", default_text="none")
+    self_training_rounds: int = _opt(1, "With --unlabelled: rounds of self-training at most (each kept "
                                         "student teaches the next).", ge=1, le=10)
 
     @field_validator("strategy")
