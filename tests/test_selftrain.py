@@ -48,7 +48,8 @@ def test_a_run_with_unlabelled_texts_records_every_round(tiny_bert, tmp_path, ca
     st = m["self_training"]
     rounds = st["rounds"]
     assert st["pool"] == 80 and rounds[0]["status"] == "labelled only" and rounds[0]["trained_on"] == 60
-    assert 1 <= len(rounds) - 1 <= 2
+    # a kept first student teaches a second round; one not kept ends self-training
+    assert len(rounds) - 1 == (2 if rounds[1]["status"] == "kept" else 1)
     first = rounds[1]
     if "pseudo_labelled" in first:
         assert first["trained_on"] == 60 + first["pseudo_labelled"] and first["strategy"] == "full"
