@@ -163,6 +163,13 @@ def test_split_by_tokens_trims_each_side_of_a_pair_by_its_own_mask():
     for p in pieces:
         assert p["input_ids_b"].shape == p["attention_mask_b"].shape
         assert p["attention_mask_b"][:, -1].any()  # trimmed to its own longest row, not the first side's
+    # a third text (a retrieval row's hard negative) is cut the same way, by its own mask
+    c = torch.tensor([[1, 0, 0, 0], [1, 1, 1, 1], [1, 1, 0, 0]])
+    pieces = split_by_tokens({**batch, "input_ids_c": c * 3, "attention_mask_c": c}, 8)
+    assert len(pieces) > 1
+    assert sum(int(p["attention_mask_c"].sum()) for p in pieces) == int(c.sum())
+    for p in pieces:
+        assert p["input_ids_c"].shape == p["attention_mask_c"].shape and p["attention_mask_c"][:, -1].any()
 
 
 def test_token_cap_and_gradient_checkpointing_train_the_same_model(tiny_bert_no_dropout, sentiment_dir, tmp_path):

@@ -108,7 +108,9 @@ class CoreConfig(BaseModel):
                                              "prefix of it can stand for it (none: the full width alone).",
                                        default_text="256,128,64 where narrower than the encoder")
     negatives: int | None = _opt(None, "rerank: hard negatives mined per query by the encoder when the data gives "
-                                       "positives alone (0: none).", default_text="4", ge=0, le=100)
+                                       "positives alone (0: none); retrieve: 1 mines one a query when the data "
+                                       "gives none, 0 ignores the data's.", default_text="rerank 4, retrieve 0",
+                                 ge=0, le=100)
     max_answer_length: int | None = _opt(None, "extract: most tokens in an answer.", default_text="30", ge=1,
                                          le=1024)
     doc_stride: int | None = _opt(None, "extract: token overlap of context windows.", default_text="128", ge=8,

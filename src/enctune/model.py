@@ -15,7 +15,8 @@ class TaskModel(nn.Module):
     """Encoder followed by the task head.
 
     ``sequence`` level: token ids (B, T) -> pooled (B, H) -> logits (B, C); a text pair
-    encoded apart (the ``*_b`` inputs) gives [u; v] (B, 2H) to the head.
+    encoded apart (the ``*_b`` inputs) gives [u; v] (B, 2H) to the head, and a third text (``*_c``, a
+    retrieval row's hard negative) [u; v; w] (B, 3H).
     ``token`` level: token ids (B, T) -> hidden states (B, T, H) -> logits (B, T, C).
     """
 
@@ -26,13 +27,15 @@ class TaskModel(nn.Module):
         self.level = level
 
     def forward(self, input_ids, attention_mask, token_type_ids=None, input_ids_b=None, attention_mask_b=None,
-                token_type_ids_b=None) -> torch.Tensor:
+                token_type_ids_b=None, input_ids_c=None, attention_mask_c=None, token_type_ids_c=None) -> torch.Tensor:
         if self.level == "token":
             (h,) = self.encoder.hidden(input_ids, attention_mask, token_type_ids)
             return self.head(h)
         u = self.encoder(input_ids, attention_mask, token_type_ids)
-        if input_ids_b is not None:
-            u = torch.cat([u, self.encoder(input_ids_b, attention_mask_b, token_type_ids_b)], dim=-1)
+        for ids, mask, tt in ((input_ids_b, attention_mask_b, token_type_ids_b),
+                              (input_ids_c, attention_mask_c, token_type_ids_c)):
+            if ids is not None:
+                u = torch.cat([u, self.encoder(ids, mask, tt)], dim=-1)
         return self.head(u)
 
 

@@ -69,6 +69,24 @@ def test_matryoshka_widths_are_averaged_with_the_full_one():
     assert both.item() == pytest.approx(((ranking_loss(u, v, ids) + ranking_loss(u[:, :8], v[:, :8], ids)) / 2).item())
 
 
+def test_hard_negatives_join_every_query_unless_they_are_its_own_document():
+    import torch
+
+    from enctune.tasks.heads import ranking_loss
+
+    torch.manual_seed(2)
+    u, v, w = torch.randn(3, 8), torch.randn(3, 8), torch.randn(3, 8)
+    ids, neg = torch.tensor([0, 1, 2]), torch.tensor([5, 0, 6])  # row 1's negative is row 0's document
+    got = ranking_loss(u, v, ids, w=w, neg_ids=neg)
+    n = torch.nn.functional.normalize
+    s = 20 * n(u, dim=-1) @ n(torch.cat([v, w]), dim=-1).T  # (3, 6): the positives, then the negatives
+    keep = [[0, 1, 2, 3, 5], [0, 1, 2, 3, 4, 5], [0, 1, 2, 3, 4, 5]]  # for row 0, negative column 4 is masked
+    by_hand = sum(-torch.log_softmax(s[i, keep[i]], 0)[i] for i in range(3)) / 3
+    assert got.item() == pytest.approx(by_hand.item(), rel=1e-5)
+    # a negative close to the query makes the loss larger than in-batch negatives alone
+    assert ranking_loss(u, v, ids, w=u.clone(), neg_ids=neg) > ranking_loss(u, v, ids)
+
+
 @pytest.mark.parametrize("value, expected", [("256,128,64", [256, 128, 64]), ("64, 128", [128, 64]), ("none", [])])
 def test_matryoshka_dims_option(value, expected):
     assert parse_dims(value) == expected
@@ -145,3 +163,84 @@ def test_the_embedding_is_the_pooled_vector_turned_by_its_principal_directions(t
     var = (unit - unit.mean(0)).var(0)
     assert var[0] > np.median(var)
     assert run.metrics["test"]["ndcg@10"] > 0
+
+
+# ---- hard negatives: given in the data, or mined ------------------------------------------------------
+def with_negatives(n, seed):
+    """The toy rows, each with another key's document as its hard negative."""
+    rows = toy_rows(n, seed)
+    for r in rows:
+        key = next(w for w in r["query"].split() if w in KEYS)
+        r["negative"] = document(KEYS[(KEYS.index(key) + 1) % len(KEYS)])
+    return rows
+
+
+def test_a_negative_column_trains_a_third_text(tiny_bert_std, tmp_path, monkeypatch):
+    from enctune.data import read_table
+    from enctune.tasks import TASKS, heads
+
+    widths = []  # the hard negatives (B, H) each training step's loss was given
+    plain = heads.ranking_loss
+
+    def spy(u, v, ids, scale=20.0, dims=(), w=None, neg_ids=None):
+        widths.append(None if w is None else tuple(w.shape))
+        return plain(u, v, ids, scale, dims, w, neg_ids)
+
+    monkeypatch.setattr(heads, "ranking_loss", spy)
+    data = splits(tmp_path, with_negatives, n=(96, 32, 32))
+    run = enctune.train(data=str(data), out=str(tmp_path / "run"), model=str(tiny_bert_std), **FULL)
+    assert run.metrics["test"]["ndcg@10"] >= 0.6
+    assert widths and all(w is not None and w[1] == 32 for w in widths)  # every step had its negatives
+    # the task read each row's negative and tokenized it beside the pair
+    task = TASKS["retrieve"]()
+    table = read_table(data / "train.jsonl")
+    ex = task.read(table, task.infer_columns(table))
+    assert ex.negatives[0] == with_negatives(96, 1)[0]["negative"]
+
+
+def test_negatives_zero_ignores_the_column_and_one_mines(tiny_bert_std, tmp_path):
+    from enctune.data import Examples
+    from enctune.encoders import Encoder
+    from enctune.tasks.retrieve import RetrieveTask
+
+    data = splits(tmp_path, toy_rows, n=(48, 16, 16))
+    enc = Encoder.load(str(tiny_bert_std))
+    table_rows = toy_rows(48, 1)
+
+    ex = Examples([r["query"] for r in table_rows], [r["positive"] for r in table_rows],
+                  ["text:" + r["positive"] for r in table_rows], negatives=[document(KEYS[0])] * 48)
+    for negatives, expect_third in ((0, False), (None, True)):
+        task = RetrieveTask(negatives=negatives)
+        train = task.prepare(enc, ex)
+        task._attach_negatives(enc, train)
+        assert (train.tokens.third is not None) == expect_third
+        assert train.targets.ndim == (2 if expect_third else 1)
+    # mined: each row's negative is another document of the training rows, never its own
+    task = RetrieveTask(negatives=1)
+    no_column = Examples(ex.texts, ex.pairs, ex.labels)
+    train = task.prepare(enc, no_column)
+    task._attach_negatives(enc, train)
+    assert train.targets.shape == (48, 2)
+    assert bool((train.targets[:, 0] != train.targets[:, 1]).all())
+    distinct = sorted(set(ex.labels), key=ex.labels.index)
+    for i, j in enumerate(train.targets[:, 1].tolist()):
+        assert train.tokens.third.input_ids[i] == enc.tokenize([distinct[j][5:]], templated=False).input_ids[0]
+    # a run with --negatives 1 trains through the loop with the third text
+    run = enctune.train(data=str(data), out=str(tmp_path / "run"), model=str(tiny_bert_std), negatives=1,
+                        **{**FULL, "epochs": 2})
+    assert run.metrics["task"] == "retrieve"
+
+
+def test_a_row_without_its_negative_is_named(tiny_bert_std, tmp_path):
+    from .helpers import fails
+
+    rows = with_negatives(20, 1)
+    rows[6]["negative"] = ""
+    fails(tiny_bert_std, tmp_path, rows, r"line 7, column 'negative': no hard negative text", **FULL)
+
+
+def test_retrieve_takes_one_negative_a_query():
+    from enctune.tasks.retrieve import RetrieveTask
+
+    with pytest.raises(UserError, match="--negatives 4"):
+        RetrieveTask(negatives=4)

@@ -29,6 +29,7 @@ class Examples:
     rows: list[int] = field(default_factory=list)  # index into table.records, for messages
     words: list[list[str]] | None = None  # tag: the words of each example (texts holds them joined)
     ids: list | None = None  # extract: question ids, when the data has them
+    negatives: list[str] | None = None  # retrieve: a hard negative document per row, when the data has them
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -46,7 +47,7 @@ class Examples:
         same = self.table is not None and self.table is other.table
         return Examples(self.texts + other.texts, cat(self.pairs, other.pairs), cat(self.labels, other.labels),
                         self.table if same else None, self.rows + other.rows if same else [],
-                        cat(self.words, other.words), cat(self.ids, other.ids))
+                        cat(self.words, other.words), cat(self.ids, other.ids), cat(self.negatives, other.negatives))
 
     def subset(self, idx) -> Examples:
         idx = list(idx)
@@ -54,7 +55,7 @@ class Examples:
             return [xs[i] for i in idx] if xs is not None else None
 
         return Examples(pick(self.texts), pick(self.pairs), pick(self.labels), self.table,
-                        pick(self.rows) if self.rows else [], pick(self.words), pick(self.ids))
+                        pick(self.rows) if self.rows else [], pick(self.words), pick(self.ids), pick(self.negatives))
 
 
 

@@ -221,8 +221,9 @@ class Encoder(LazyNetwork):
         batch = {"input_ids": ids, "attention_mask": mask}
         if tt is not None:
             batch["token_type_ids"] = tt
-        if tokens.second is not None:
-            batch.update({f"{k}_b": v for k, v in self.collate(tokens.second, idx).items()})
+        for suffix, other in (("_b", tokens.second), ("_c", tokens.third)):  # texts encoded apart
+            if other is not None:
+                batch.update({k + suffix: v for k, v in self.collate(other, idx).items()})
         return batch
 
     # ---- forward --------------------------------------------------------------------------

@@ -19,25 +19,29 @@ class Tokenized:
     token_type_ids: list[list[int]] | None
     truncated: int
     second: Tokenized | None = None  # text pairs encoded apart: the second texts
+    third: Tokenized | None = None  # a third text encoded apart: a retrieval row's hard negative (training only)
 
     def __len__(self) -> int:
         return len(self.input_ids)
 
     def alone(self) -> Tokenized:
-        """The first texts only (without the second texts of pairs encoded apart)."""
-        return Tokenized(self.input_ids, self.token_type_ids, self.truncated) if self.second is not None else self
+        """The first texts only (without the second and third texts encoded apart)."""
+        apart = self.second is not None or self.third is not None
+        return Tokenized(self.input_ids, self.token_type_ids, self.truncated) if apart else self
 
     def lengths(self) -> np.ndarray:
-        """Tokens per example (both texts when a pair is encoded apart): what batching sizes by."""
+        """Tokens per example (every text encoded apart counted): what batching sizes by."""
         n = np.fromiter((len(x) for x in self.input_ids), dtype=np.int64, count=len(self.input_ids))
-        return n + self.second.lengths() if self.second is not None else n
+        for other in (self.second, self.third):
+            if other is not None:
+                n = n + other.lengths()
+        return n
 
     def subset(self, idx) -> Tokenized:
-        """The examples ``idx``, in that order (truncation count not carried over; a pair's second texts,
-        when encoded apart, follow)."""
+        """The examples ``idx``, in that order (truncation count not carried over; the texts encoded apart
+        follow)."""
         tt = [self.token_type_ids[i] for i in idx] if self.token_type_ids is not None else None
-        second = getattr(self, "second", None)
-        extra = {"second": second.subset(idx)} if second is not None else {}
+        extra = {k: v.subset(idx) for k in ("second", "third") if (v := getattr(self, k, None)) is not None}
         return Tokenized([self.input_ids[i] for i in idx], tt, 0, **extra)
 
 

@@ -140,19 +140,25 @@ class EmbeddingHead(nn.Module):
 
 
 def ranking_loss(u: torch.Tensor, v: torch.Tensor, doc_ids: torch.Tensor, scale: float = 20.0,
-                 dims: tuple[int, ...] = ()) -> torch.Tensor:
+                 dims: tuple[int, ...] = (), w: torch.Tensor | None = None,
+                 neg_ids: torch.Tensor | None = None) -> torch.Tensor:
     """Multiple-negatives ranking loss, averaged over the embedding's full width and each Matryoshka width.
 
     For queries u (B, H) and their positive documents v (B, H), at width d: S = scale * cos(u[:, :d], v[:, :d])
     (B, B), and the loss is the cross-entropy of row i against column i: every other document of the batch is a
     negative. A column whose document is row i's own (the same ``doc_ids``, a document two queries share) is not
-    a negative: it is masked out. Cutting embeddings to d dimensions then keeps most of their quality.
+    a negative: it is masked out. Cutting embeddings to d dimensions then keeps most of their quality. With hard
+    negatives w (B, H) (their document indices ``neg_ids``), S is (B, 2B): every row's negative is a negative for
+    every query, except where it is that query's own document.
     """
     target = torch.arange(len(u), device=u.device)
     same = (doc_ids[:, None] == doc_ids[None, :]) & ~torch.eye(len(u), dtype=torch.bool, device=u.device)
+    if w is not None:
+        same = torch.cat([same, doc_ids[:, None] == neg_ids[None, :]], dim=1)
+    docs = v if w is None else torch.cat([v, w])
     total = u.new_zeros(())
     widths = [u.shape[1], *(d for d in dims if d < u.shape[1])]
     for d in widths:
-        s = scale * (F.normalize(u[:, :d], dim=-1) @ F.normalize(v[:, :d], dim=-1).T)
+        s = scale * (F.normalize(u[:, :d], dim=-1) @ F.normalize(docs[:, :d], dim=-1).T)
         total = total + F.cross_entropy(s.masked_fill(same, float("-inf")), target)
     return total / len(widths)

@@ -72,10 +72,13 @@ def split_by_tokens(batch: dict, max_tokens: int | None) -> list[dict]:
     budget, come back whole. A single row longer than the budget stays one slice.
     """
     mask = batch.get("attention_mask")
-    mask_b = batch.get("attention_mask_b")  # the second texts of pairs encoded apart, padded on their own
-    if not max_tokens or mask is None or mask.numel() + (mask_b.numel() if mask_b is not None else 0) <= max_tokens:
+    if not max_tokens or mask is None:
         return [batch]
-    lengths = mask.sum(1) + (mask_b.sum(1) if mask_b is not None else 0)
+    # texts encoded apart (a pair's second texts, a hard negative) are padded on their own: each has its mask
+    masks = {s: batch[f"attention_mask{s}"] for s in ("", "_b", "_c") if f"attention_mask{s}" in batch}
+    if sum(m.numel() for m in masks.values()) <= max_tokens:
+        return [batch]
+    lengths = sum(m.sum(1) for m in masks.values())
     out, start, n = [], 0, mask.shape[0]
     while start < n:
         stop = start + 1
@@ -83,12 +86,12 @@ def split_by_tokens(batch: dict, max_tokens: int | None) -> list[dict]:
         while stop < n and max(width, int(lengths[stop])) * (stop + 1 - start) <= max_tokens:
             width = max(width, int(lengths[stop]))
             stop += 1
-        keep = mask[start:stop].any(0)
-        keep_b = mask_b[start:stop].any(0) if mask_b is not None else None
+        keep = {s: m[start:stop].any(0) for s, m in masks.items()}
         piece = {}
         for k, v in batch.items():
-            m, kp = (mask_b, keep_b) if k.endswith("_b") and mask_b is not None else (mask, keep)
-            piece[k] = v[start:stop][:, kp] if v.ndim == 2 and v.shape == m.shape else v[start:stop]
+            s = k[-2:] if k.endswith(("_b", "_c")) and k[-2:] in masks else ""
+            m = masks[s]
+            piece[k] = v[start:stop][:, keep[s]] if v.ndim == 2 and v.shape == m.shape else v[start:stop]
         out.append(piece)
         start = stop
     return out
