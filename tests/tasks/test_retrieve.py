@@ -244,3 +244,18 @@ def test_retrieve_takes_one_negative_a_query():
 
     with pytest.raises(UserError, match="--negatives 4"):
         RetrieveTask(negatives=4)
+
+
+def test_a_token_cap_keeps_the_whole_batch_as_negatives(tiny_bert_no_dropout, tmp_path):
+    """Cut into passes by --max-tokens-per-batch, a batch still trains on the loss of all its rows (gradient
+    caching): the same model as without the cap, not one trained on smaller batches."""
+    import numpy as np
+
+    data = splits(tmp_path, toy_rows, n=(64, 16, 16))
+    kw = {**FULL, "epochs": 2, "dropout": 0.0, "batch_size": 16}
+    ref = enctune.train(data=str(data), out=str(tmp_path / "ref"), model=str(tiny_bert_no_dropout), **kw)
+    capped = enctune.train(data=str(data), out=str(tmp_path / "capped"), model=str(tiny_bert_no_dropout),
+                           max_tokens_per_batch=60, **kw)
+    texts = [r["query"] for r in toy_rows(10, 5)]
+    a, b = ref.predictor.logits(texts), capped.predictor.logits(texts)
+    assert np.allclose(a, b, atol=2e-4)

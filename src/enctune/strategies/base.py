@@ -148,7 +148,8 @@ class RunContext:
                         grad_accum=cfg.grad_accum, max_grad_norm=cfg.max_grad_norm, patience=cfg.patience,
                         eval_every=cfg.eval_every, precision=self.precision, seed=cfg.seed,
                         max_tokens_per_batch=cfg.max_tokens_per_batch, description=description,
-                        deadline=self.deadline, keep_best=keep, early_stopping=keep, log=self.log)
+                        deadline=self.deadline, keep_best=keep, early_stopping=keep, log=self.log,
+                        whole_batch_loss=self.task.whole_batch_loss)
         settings.update(overrides)
         return LoopConfig(**settings)
 

@@ -93,6 +93,9 @@ class Task:
     pipeline_tag: ClassVar[str | None] = None  # the model card's Hugging Face pipeline tag; None: from level
     pairs_optional: ClassVar[bool] = False  # trained on pairs, yet a single text predicts too (its embedding)
     has_head: ClassVar[bool] = True
+    # the loss compares the rows of a batch (in-batch negatives): a batch cut into passes by the token cap
+    # keeps its loss through gradient caching (training.gradcache) instead of becoming several smaller batches
+    whole_batch_loss: ClassVar[bool] = False
     reranks: ClassVar[bool] = False  # scores (query, document) pairs: `search --rerank` reorders hits with it  # False: the product is the encoder's embedding, so only a trained encoder learns
     min_labels: ClassVar[int] = 2  # fewer after ``fit`` is a UserError (and a damaged model folder)
     padding_side: ClassVar[str | None] = None  # "right" for targets laid out per token; None: the tokenizer's

@@ -43,6 +43,7 @@ from ..errors import UserError
 from ..retrieval import normalised as normalise
 from ..retrieval import retrieval_metrics, top_k
 from ..retrieval.corpus import DOCUMENT_NAMES, QUERY_NAMES
+from ..retrieval.mining import mine_negatives
 from .base import ColumnHints, Prepared, Task, TaskOptions, named_column
 from .registry import register
 
@@ -85,6 +86,7 @@ class RetrieveTask(Task):
     preferred_pair_mode = "bi"
     has_head = False
     pairs_optional = True
+    whole_batch_loss = True
     pipeline_tag = "sentence-similarity"
     Options: ClassVar[type[TaskOptions]] = RetrieveOptions
     label_expected = "a document id"
@@ -207,8 +209,6 @@ class RetrieveTask(Task):
         if given is not None:
             third, neg = given, torch.as_tensor(train.info["negative_ids"], dtype=torch.long)
         elif self.negatives == 1:
-            from ..retrieval.mining import mine_negatives
-
             first = np.unique(docs, return_index=True)[1]  # a row holding each document
             q = next(iter(encoder.encode(train.tokens.alone(), batch_size=64).values()))
             d = next(iter(encoder.encode(train.tokens.second.subset(first), batch_size=64).values()))

@@ -4,7 +4,8 @@ Features: Accelerate for device placement, mixed precision and many processes (D
 ``torchrun`` or ``accelerate launch``: each process takes its share of every global batch,
 see ``distributed``); AdamW with linear warm-up then linear decay; gradient accumulation and
 clipping; a padded-token cap per forward pass (``max_tokens_per_batch``: larger batches run
-as several passes with accumulated gradients, the same step); evaluation every
+as several passes with accumulated gradients, the same step; a loss over the whole batch,
+``whole_batch_loss``, through gradient caching, see ``gradcache``); evaluation every
 ``eval_every`` optimizer steps and at each epoch end; early stopping on the validation
 score with the best weights restored; checkpoints every ``checkpoint_every`` steps and at
 each epoch end, and resuming from the latest (see ``checkpoint``); a progress bar with loss
@@ -36,6 +37,7 @@ from ..speed.clip import gradient_clipper
 from ..speed.dropout import installed as fast_dropout_installed
 from .batching import split_by_tokens
 from .checkpoint import Checkpointer
+from .gradcache import cached_backward
 
 
 @dataclass
@@ -52,6 +54,7 @@ class LoopConfig:
     precision: str = "fp32"
     seed: int = 42
     max_tokens_per_batch: int | None = None  # padded tokens per forward pass (memory cap)
+    whole_batch_loss: bool = False  # the loss compares a batch's rows: passes of one batch cache gradients
     description: str = "train"
     # per-parameter learning-rate multipliers by name (layer-wise decay); a missing name gets 1.0
     lr_scales: dict[str, float] | None = None
@@ -201,23 +204,32 @@ def _train_step(t: _Training, group: list) -> float:
     its share of every batch; a batch over the padded-token cap runs as several passes."""
     accelerator, cfg, result = t.accelerator, t.cfg, t.result
     rank, world = accelerator.process_index, accelerator.num_processes
-    pieces = []
-    for idx in group:
-        pieces += split_by_tokens(t.collate(distributed.shard(idx, rank, world)), cfg.max_tokens_per_batch)
-    n_rows = sum(len(p["labels"]) for p in pieces)
+    batches = [split_by_tokens(t.collate(distributed.shard(idx, rank, world)), cfg.max_tokens_per_batch)
+               for idx in group]
+    n_rows = sum(len(p["labels"]) for pieces in batches for p in pieces)
+    n_passes, done = sum(len(pieces) for pieces in batches), 0
     total_loss = 0.0
-    for j, piece in enumerate(pieces):
-        piece = {k: v.to(accelerator.device) for k, v in piece.items()}
-        labels = piece.pop("labels")
-        # gradients are averaged across processes only on the last pass of the step
-        with accelerator.no_sync(t.model) if j < len(pieces) - 1 else nullcontext():
-            with autocast(accelerator.device.type, cfg.precision):
-                logits = t.model(**piece)
-            loss = t.loss_fn(logits.float(), labels) * (len(labels) / n_rows)
-            accelerator.backward(loss)
-        total_loss += loss.item()
-        # every input's real tokens (a pair encoded apart has two masks: attention_mask and attention_mask_b)
-        result.tokens += sum(int(v.sum()) for k, v in piece.items() if k.startswith("attention_mask"))
+    for pieces in batches:
+        pieces = [{k: v.to(accelerator.device) for k, v in piece.items()} for piece in pieces]
+        # every input's real tokens (a text encoded apart has its own mask: attention_mask_b, _c)
+        result.tokens += sum(int(v.sum()) for p in pieces for k, v in p.items() if k.startswith("attention_mask"))
+        if cfg.whole_batch_loss and len(pieces) > 1:
+            rows = sum(len(p["labels"]) for p in pieces)
+            total_loss += cached_backward(t.model, pieces, t.loss_fn, rows / n_rows, accelerator.device.type,
+                                          cfg.precision, accelerator.backward, accelerator.no_sync,
+                                          done + len(pieces) == n_passes)
+            done += len(pieces)
+            continue
+        for piece in pieces:
+            labels = piece.pop("labels")
+            done += 1
+            # gradients are averaged across processes only on the last pass of the step
+            with accelerator.no_sync(t.model) if done < n_passes else nullcontext():
+                with autocast(accelerator.device.type, cfg.precision):
+                    logits = t.model(**piece)
+                loss = t.loss_fn(logits.float(), labels) * (len(labels) / n_rows)
+                accelerator.backward(loss)
+            total_loss += loss.item()
     result.examples += sum(len(idx) for idx in group)
     if cfg.max_grad_norm:
         t.clip()
