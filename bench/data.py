@@ -79,3 +79,58 @@ def write_growth_subset(pool: list[dict], n: int, dst: Path, n_val: int) -> dict
     write_jsonl(dst / "train.jsonl", train)
     write_jsonl(dst / "validation.jsonl", val)
     return {"train": len(train), "validation": len(val), "validation_overlaps_train": not rest}
+
+
+# ---- few examples a class ------------------------------------------------------------------------
+def per_class_indices(rows: list[dict], k: int, seed: int) -> list[int]:
+    """Up to ``k`` rows of every label (labels in sorted order), drawn with ``random.Random(seed)``; indices into
+    ``rows`` in the order drawn. Every few-shot, self-training and pre-training bench draws its samples here, so
+    that the same seed gives every tool and every script the same examples."""
+    rng = random.Random(seed)
+    by_label: dict[str, list[int]] = {}
+    for i, r in enumerate(rows):
+        by_label.setdefault(str(r["label"]), []).append(i)
+    return [i for label in sorted(by_label) for i in rng.sample(by_label[label], min(k, len(by_label[label])))]
+
+
+def write_sample(src: Path, dst: Path, k: int, seed: int, test_rows: int | None = None, pool: Path | None = None,
+                 file_order: bool = False) -> dict:
+    """``dst/train.jsonl``: ``k`` examples a class of ``src``'s train split (labels as strings); ``dst/test.jsonl``:
+    its test split (the first ``test_rows``); with ``pool``, every other train text, unlabelled, into that file.
+    ``file_order`` writes the sample in the train file's order instead of the order drawn."""
+    rows = read_jsonl(src / "train.jsonl")
+    picked = per_class_indices(rows, k, seed)
+    if file_order:
+        picked = sorted(picked)
+    test = read_jsonl(src / "test.jsonl")[:test_rows]
+    write_jsonl(dst / "train.jsonl", [{"text": rows[i]["text"], "label": str(rows[i]["label"])} for i in picked])
+    write_jsonl(dst / "test.jsonl", [{"text": r["text"], "label": str(r["label"])} for r in test])
+    sizes = {"train": len(picked), "test": len(test)}
+    if pool is not None:
+        chosen = set(picked)
+        rest = [r["text"] for i, r in enumerate(rows) if i not in chosen]
+        pool.parent.mkdir(parents=True, exist_ok=True)
+        pool.write_text("".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in rest), encoding="utf-8")
+        sizes["pool"] = len(rest)
+    return sizes
+
+
+def main(argv=None) -> int:
+    """``python -m bench.data SRC DST --per-class K --seed S [--test-rows N] [--pool FILE] [--file-order]``"""
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Write K examples a class of a dataset's train split, and its test.")
+    ap.add_argument("src", type=Path)
+    ap.add_argument("dst", type=Path)
+    ap.add_argument("--per-class", type=int, required=True)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--test-rows", type=int, default=None, help="the first N test rows (default: all)")
+    ap.add_argument("--pool", type=Path, default=None, help="also write every other train text, unlabelled, here")
+    ap.add_argument("--file-order", action="store_true", help="the sample in the train file's order")
+    a = ap.parse_args(argv)
+    print(json.dumps(write_sample(a.src, a.dst, a.per_class, a.seed, a.test_rows, a.pool, a.file_order)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -40,7 +40,6 @@ import argparse
 import json
 import os
 import platform
-import random
 import shutil
 import statistics
 import subprocess
@@ -49,7 +48,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.data import read_jsonl, write_jsonl
+from bench.data import per_class_indices, read_jsonl, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOLS = ("setfit", "enctune_auto", "enctune_fewshot")
@@ -61,11 +60,7 @@ PACKAGES = ("torch", "transformers", "sentence-transformers", "setfit", "scikit-
 # ---- data ----------------------------------------------------------------------------------
 def sample_per_class(rows: list[dict], shots: int, seed: int) -> list[dict]:
     """``shots`` rows of every label, drawn with ``random.Random(seed)``, labels in sorted order."""
-    rng = random.Random(seed)
-    by_label: dict[str, list[dict]] = {}
-    for r in rows:
-        by_label.setdefault(str(r["label"]), []).append(r)
-    return [r for label in sorted(by_label) for r in rng.sample(by_label[label], shots)]
+    return [rows[i] for i in per_class_indices(rows, shots, seed)]
 
 
 # ---- workers (each in its own process) -----------------------------------------------------

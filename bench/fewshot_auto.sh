@@ -13,20 +13,7 @@ export HF_HUB_OFFLINE=1
 WORK=$(mktemp -d); trap 'rm -rf "$WORK"' EXIT
 for ds in $SETS; do for seed in $SEEDS; do
   d=$WORK/$ds-$seed; mkdir -p "$d"
-  "$PY" - "$ROOT/$ds" "$d" "$seed" "$K" <<'PY'
-import json, random, sys
-src, dst, seed, k = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-rows = [json.loads(line) for line in open(f"{src}/train.jsonl", encoding="utf-8")]
-random.seed(seed)
-by = {}
-for r in rows:
-    by.setdefault(str(r["label"]), []).append(r)
-sample = [r for lab in sorted(by) for r in random.sample(by[lab], k)]
-test = [json.loads(line) for line in open(f"{src}/test.jsonl", encoding="utf-8")][:2000]
-for name, part in (("train", sample), ("test", test)):
-    with open(f"{dst}/{name}.jsonl", "w", encoding="utf-8") as f:
-        f.writelines(json.dumps({"text": r["text"], "label": str(r["label"])}) + "\n" for r in part)
-PY
+  "$PY" -m bench.data "$ROOT/$ds" "$d" --per-class "$K" --seed "$seed" --test-rows 2000 >/dev/null
   for st in auto probe fewshot; do
     s0=$(date +%s.%N)
     "$PY" -m enctune train --data "$d" --out "$d/run-$st" --strategy "$st" --quiet --seed "$seed" >/dev/null 2>&1

@@ -26,20 +26,7 @@ for obj in $OBJS; do
 done
 for seed in $SEEDS; do
   d=$WORK/$DS-$seed; mkdir -p "$d"
-  "$PY" - "$ROOT/$DS" "$d" "$seed" "$K" <<'PY'
-import json, random, sys
-src, dst, seed, k = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-rows = [json.loads(line) for line in open(f"{src}/train.jsonl", encoding="utf-8")]
-random.seed(seed)
-by = {}
-for r in rows:
-    by.setdefault(str(r["label"]), []).append(r)
-sample = [r for lab in sorted(by) for r in random.sample(by[lab], min(k, len(by[lab])))]
-test = [json.loads(line) for line in open(f"{src}/test.jsonl", encoding="utf-8")]
-for name, part in (("train", sample), ("test", test)):
-    with open(f"{dst}/{name}.jsonl", "w", encoding="utf-8") as f:
-        f.writelines(json.dumps({"text": r["text"], "label": str(r["label"])}) + "\n" for r in part)
-PY
+  "$PY" -m bench.data "$ROOT/$DS" "$d" --per-class "$K" --seed "$seed" >/dev/null
   for enc in $ENCODERS; do
     name=$(basename "$enc")
     s0=$(date +%s.%N)

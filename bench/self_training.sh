@@ -16,24 +16,8 @@ export HF_HUB_OFFLINE=1
 WORK=${WORK:-$(mktemp -d)}
 for ds in $SETS; do for seed in $SEEDS; do
   d=$WORK/$ds-$seed; mkdir -p "$d/data"
-  "$PY" - "$ROOT/$ds" "$d" "$seed" "$K" <<'PY'
-import json, random, sys
-src, dst, seed, k = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-rows = [json.loads(line) for line in open(f"{src}/train.jsonl", encoding="utf-8")]
-random.seed(seed)
-by = {}
-for i, r in enumerate(rows):
-    by.setdefault(str(r["label"]), []).append(i)
-picked = {i for lab in sorted(by) for i in random.sample(by[lab], k)}
-test = [json.loads(line) for line in open(f"{src}/test.jsonl", encoding="utf-8")]
-def write(path, part, labelled=True):
-    with open(path, "w", encoding="utf-8") as f:
-        f.writelines(json.dumps({"text": r["text"], **({"label": str(r["label"])} if labelled else {})}) + "\n"
-                     for r in part)
-write(f"{dst}/data/train.jsonl", [rows[i] for i in sorted(picked)])
-write(f"{dst}/data/test.jsonl", test)
-write(f"{dst}/pool.jsonl", [r for i, r in enumerate(rows) if i not in picked], labelled=False)
-PY
+  "$PY" -m bench.data "$ROOT/$ds" "$d/data" --per-class "$K" --seed "$seed" --pool "$d/pool.jsonl" --file-order \
+    >/dev/null
   s0=$(date +%s.%N)
   "$PY" -m enctune train --data "$d/data" --unlabelled "$d/pool.jsonl" --self-training-rounds "$ROUNDS" \
     --out "$d/run" --overwrite --seed "$seed" --quiet >"$d/log.txt" 2>&1
