@@ -44,7 +44,7 @@ def planted(tmp_path):
 
 def test_check_finds_what_the_fixture_planted(planted, tiny_bert):
     # layer 0: a random tiny encoder's token embeddings still carry the words; its random layers blur them
-    r = check_data(str(planted), model=str(tiny_bert), layer=0)
+    r = check_data(str(planted), model=str(tiny_bert), layer=0, fine_tune="off")
     dup = r["duplicates"]["train"]
     assert dup["duplicate_rows"] == N_DUPLICATES + N_CONFLICTS
     assert dup["conflicting_groups"] == N_CONFLICTS and dup["conflicting_rows"] == 2 * N_CONFLICTS
@@ -86,7 +86,7 @@ def test_check_bad_data_is_a_user_error(tmp_path, tiny_bert, capsys):
 
 @pytest.mark.integration
 def test_check_finds_planted_label_errors_with_the_default_encoder(planted):
-    r = check_data(str(planted), label_errors=True)
+    r = check_data(str(planted), label_errors=True, fine_tune="off")
     flagged = {int(e["where"].rsplit("line ", 1)[1]) - 1 for e in r["label_errors"]["rows"] if e["split"] == "train"}
     # precise: every row flagged was planted wrong (a flip, or the flipped copy of a conflicting duplicate); and
     # it finds them: the regularised probe's per-class threshold (0.91 here) may leave one flip just under it
@@ -96,7 +96,8 @@ def test_check_finds_planted_label_errors_with_the_default_encoder(planted):
 
 
 def test_check_json_lists_every_label_issue_with_file_line_and_rank(planted, tiny_bert, capsys):
-    code = main(["check", "--data", str(planted), "--model", str(tiny_bert), "--layer", "0", "--json"])
+    code = main(["check", "--data", str(planted), "--model", str(tiny_bert), "--layer", "0", "--json",
+                 "--fine-tune", "off"])
     r = json.loads(capsys.readouterr().out)
     assert code == 0
     issues = r["label_issues"]
@@ -111,3 +112,47 @@ def test_check_json_lists_every_label_issue_with_file_line_and_rank(planted, tin
     given = [i["probability_of_given"] for i in issues]
     assert given == sorted(given)
     assert {i["line"] - 1 for i in issues} & set(FLIPPED)
+
+
+# ---- the second opinion: the encoder fine-tuned on folds ----------------------------------------------
+def test_only_rows_both_models_call_mislabelled_are_flagged(monkeypatch):
+    import numpy as np
+
+    from enctune.analysis import check
+
+    y_labels = ["a", "b"] * 10
+    probe = np.tile([[0.9, 0.1], [0.1, 0.9]], (10, 1))  # right on every row ...
+    probe[[0, 2, 4]] = [0.02, 0.98]  # ... except rows 0, 2, 4 (labelled a), confidently b
+    tuned = np.tile([[0.8, 0.2], [0.2, 0.8]], (10, 1))
+    tuned[[2, 4, 6]] = [0.05, 0.95]  # the fine-tuned folds disagree on 2, 4 and 6
+    monkeypatch.setattr(check, "out_of_fold_probabilities", lambda x, y, k, seed: (probe, 0.01, {}))
+    alone, info = check.likely_label_errors(np.zeros((20, 2)), y_labels)
+    assert [r for r, *_ in alone] == [0, 2, 4] and info["probe_flags"] == 3
+    both, info = check.likely_label_errors(np.zeros((20, 2)), y_labels, second_opinion=lambda classes: tuned)
+    assert sorted(r for r, *_ in both) == [2, 4] and info["fine_tuned_flags"] == 3
+    (row, suggested, p_suggested, p_own) = both[0]
+    assert suggested == "b" and p_own == pytest.approx((0.02 + 0.05) / 2)  # the two models' mean
+
+
+def test_fine_tuned_folds_give_every_row_probabilities_in_the_classes_order(tiny_bert, tmp_path):
+    import numpy as np
+
+    from enctune.analysis.tuned_folds import fine_tuned_probabilities
+    from enctune.data import Examples
+
+    rows = make_rows(40, seed=3)
+    pool = Examples([r["text"] for r in rows], None, [r["label"] for r in rows])
+    probs = fine_tuned_probabilities(pool, ["negative", "positive"], str(tiny_bert), precision="fp32")
+    assert probs.shape == (40, 2) and np.allclose(probs.sum(1), 1.0, atol=1e-5) and (probs > 0).all()
+    flipped = fine_tuned_probabilities(pool, ["positive", "negative"], str(tiny_bert), precision="fp32")
+    assert np.allclose(flipped, probs[:, ::-1], atol=1e-5)  # the same folds and models, columns as asked
+
+
+def test_check_cli_asks_the_fine_tuned_folds(planted, tiny_bert, capsys):
+    code = main(["check", "--data", str(planted), "--model", str(tiny_bert), "--layer", "0", "--json",
+                 "--fine-tune", "on", "--precision", "fp32"])
+    r = json.loads(capsys.readouterr().out)
+    le = r["label_errors"]
+    assert code == 0 and 0.0 <= le["fine_tuned_accuracy"] <= 1.0
+    assert le["count"] <= min(le["probe_flags"], le["fine_tuned_flags"])  # flagged by both
+    assert main(["check", "--data", str(planted), "--model", str(tiny_bert), "--fine-tune", "maybe"]) == 2

@@ -126,13 +126,20 @@ def check(
                              help="Look for likely label errors with a cross-validated probe (runs the encoder)."),
     min_confidence: float = Opt(0.6, "--min-confidence", min=0.0, max=1.0,
                                 help="Least probe confidence to flag a label as a likely error."),
+    fine_tune: str = Opt("auto", "--fine-tune", help="Ask the encoder fine-tuned on two folds (about one epoch) "
+                         "for a second opinion on label errors, flagging only rows both it and the probe call "
+                         "mislabelled: on, off, or auto (on up to 10,000 labelled rows)."),
+    precision: str = Opt("auto", "--precision", help="Fine-tuned folds: fp32, bf16 or auto."),
     seed: int = Opt(42, "--seed", min=0, help="Random seed (validation split, folds)."),
     quiet: bool = Opt(False, "--quiet", "-q", help="No progress bars or messages on stderr."),
     as_json: bool = Opt(False, "--json", help="Print the report as JSON."),
 ):
     """Check a data set before training: balance, duplicates, leakage, lengths, likely label errors."""
     setup(quiet or as_json)
+    if fine_tune not in ("auto", "on", "off"):
+        raise UserError(f"--fine-tune {fine_tune}: expected on, off or auto.")
 
     r = check_data(data, validation, test, model, text_column, text_pair_column, label_column, max_length,
-                   label_errors, seed=seed, min_confidence=min_confidence, layer=layer, pooling=pooling)
+                   label_errors, seed=seed, min_confidence=min_confidence, layer=layer, pooling=pooling,
+                   fine_tune=fine_tune, precision=precision)
     print(json.dumps(r) if as_json else format_report(r))
