@@ -6,8 +6,9 @@ For SST-2, AG News and TREC train sets, a seeded share of the labels (0, 5, 10 a
 class drawn uniformly; ``enctune check --json`` runs on the flipped file as a user runs it, and its
 ``label_issues`` (file and line of each suspect) are scored against the flipped lines: precision, recall and
 the share of rows flagged. Beside it, on the same out-of-fold probabilities (``out_of_fold_probabilities``,
-the features from the same cache), cleanlab's ``find_label_issues`` with its defaults, and the rule of
-``check`` with the probe left at C = 1 (as it was before the regularisation was chosen by the data).
+the features from the same cache), the probe's rule alone (``check --fine-tune off``, what ``check`` did before
+fine-tuned folds joined it), cleanlab's ``find_label_issues`` with its defaults, and the probe's rule at C = 1
+(as it was before the regularisation was chosen by the data).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -55,10 +57,11 @@ def run_check(path: Path) -> set[int]:
 
 
 def peers(texts: list[str], labels: list[str]) -> dict[str, set[int]]:
-    """cleanlab's find_label_issues and the C = 1 probe, on the features check uses."""
+    """On the features check uses: the probe alone (``check --fine-tune off``, the rule before fine-tuned folds
+    joined it), cleanlab's find_label_issues on the same probabilities, and the probe left at C = 1."""
     from cleanlab.filter import find_label_issues
 
-    from enctune.analysis.check import MIN_CONFIDENCE, out_of_fold_probabilities
+    from enctune.analysis.check import MIN_CONFIDENCE, confident_disagreement, out_of_fold_probabilities
     from enctune.encoders import Encoder
     from enctune.encoders.cache import cached_features
 
@@ -67,17 +70,12 @@ def peers(texts: list[str], labels: list[str]) -> dict[str, set[int]]:
     x = feats[(enc.layer, enc.pooling)]
     classes = sorted(set(labels))
     y = np.array([classes.index(v) for v in labels])
-    out = {}
-    for name, grid in (("cleanlab", None), ("C=1", (1.0,))):
-        probs, _, _ = out_of_fold_probabilities(x, y, 5, 42, **({"grid": grid} if grid else {}))
-        if name == "cleanlab":
-            out[name] = set(np.flatnonzero(find_label_issues(y, probs)).tolist())
-        else:
-            t = np.array([probs[y == j, j].mean() for j in range(len(classes))])
-            pred = probs.argmax(1)
-            p_pred = probs[np.arange(len(y)), pred]
-            out[name] = set(np.flatnonzero((pred != y) & (p_pred >= np.maximum(t[pred], MIN_CONFIDENCE))).tolist())
-    return out
+    probs, _, _ = out_of_fold_probabilities(x, y, 5, 42)
+    at_one, _, _ = out_of_fold_probabilities(x, y, 5, 42, grid=(1.0,))
+    return {"probe alone (--fine-tune off)": set(np.flatnonzero(confident_disagreement(probs, y, MIN_CONFIDENCE)[0])
+                                                 .tolist()),
+            "cleanlab": set(np.flatnonzero(find_label_issues(y, probs)).tolist()),
+            "C=1": set(np.flatnonzero(confident_disagreement(at_one, y, MIN_CONFIDENCE)[0]).tolist())}
 
 
 def main(argv=None) -> int:
@@ -98,18 +96,22 @@ def main(argv=None) -> int:
                 path = Path(tmp) / f"{name}-{share}.jsonl"
                 path.write_text("".join(json.dumps({"text": t, "label": v}) + "\n" for t, v in zip(texts, noisy,
                                                                                                      strict=True)))
-                found = {"enctune check": run_check(path), **peers(texts, noisy)}
+                t0 = time.perf_counter()
+                found = {"enctune check": run_check(path)}
+                seconds = {"enctune check": round(time.perf_counter() - t0, 1)}
+                found.update(peers(texts, noisy))
                 for tool, flagged in found.items():
                     results.append({"dataset": name, "flipped": share, "rows": len(rows), "tool": tool,
-                                    **score(flagged, truth, len(rows))})
+                                    **score(flagged, truth, len(rows)), "seconds": seconds.get(tool)})
                     r = results[-1]
                     print(f"{name} {share:.0%} {tool}: flagged {r['flagged']} ({r['flagged_share']:.1%}) "
                           f"precision {r['precision']} recall {r['recall']}", file=sys.stderr, flush=True)
-    print("| data | flipped | tool | flagged (share) | precision | recall |\n| --- | --- | --- | --- | --- | --- |")
+    print("| data | flipped | tool | flagged (share) | precision | recall | seconds |\n"
+          "| --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
         fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
         print(f"| {r['dataset']} | {r['flipped']:.0%} | {r['tool']} | {r['flagged']} ({r['flagged_share']:.1%}) | "
-              f"{fmt(r['precision'])} | {fmt(r['recall'])} |")
+              f"{fmt(r['precision'])} | {fmt(r['recall'])} | {r['seconds'] if r['seconds'] is not None else '-'} |")
     if args.out:
         write_json(args.out, results)
     return 0
