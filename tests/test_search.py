@@ -69,3 +69,17 @@ def test_an_index_is_replaced_only_with_overwrite_and_a_foreign_folder_never(bui
 def test_searching_what_is_not_an_index_is_a_message(built, capsys):
     assert main(["search", str(built), "anything"]) == 2
     assert "not an enctune index" in capsys.readouterr().err
+
+
+def test_an_approximate_index_is_built_on_request_and_says_its_recall(built, tiny_bert_std, capsys):
+    out = built / "idx-hnsw"
+    assert main(["index", str(tiny_bert_std), "--corpus", str(built / "docs.jsonl"), "--out", str(out),
+                 "--ann", "hnsw", "--json"]) == 0
+    captured = capsys.readouterr()
+    info = json.loads(captured.out)
+    assert info["ann"]["kind"] == "hnsw" and 0.0 <= info["ann"]["recall@10"] <= 1.0
+    assert main(["search", str(out), DOCS[3]["text"], "-k", "3", "--json"]) == 0
+    (result,) = json.loads(capsys.readouterr().out)["results"]
+    assert result["hits"][0]["id"] == "d3"  # the document itself, found through the graph
+    assert main(["index", str(tiny_bert_std), "--corpus", str(built / "docs.jsonl"), "--out", str(built / "x"),
+                 "--ann", "maybe", "-q"]) == 2

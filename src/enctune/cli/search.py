@@ -26,12 +26,14 @@ def index(
     batch_size: int = Opt(256, "--batch-size", min=1, help="Most texts per batch (batches also hold a token "
                                                            "budget)."),
     overwrite: bool = Opt(False, "--overwrite", help="Replace an index already at --out."),
+    ann: str = Opt("auto", "--ann", help="Also build an approximate (HNSW) graph and print its recall@10 against "
+                                         "exact search: hnsw, exact, or auto (past 250,000 documents)."),
     quiet: bool = Opt(False, "--quiet", "-q", help="No progress bars or messages on stderr."),
     as_json: bool = Opt(False, "--json", help="Print the index's description as one JSON object."),
 ):
     """Embed a corpus into an index folder that `enctune search` and `enctune serve --index` answer from."""
     setup(quiet or as_json)
-    info = searching.index(model, corpus, out, text_column, id_column, batch_size, overwrite)
+    info = searching.index(model, corpus, out, text_column, id_column, batch_size, overwrite, ann)
     if as_json:
         print(json.dumps(info))
     elif not quiet:
