@@ -143,8 +143,8 @@ def index(model: str | os.PathLike, corpus: str | os.PathLike, out: str | os.Pat
     if rank == 0:
         graph = write_index(out, ids, texts, vectors, meta, overwrite, approximate)
         if graph is not None:
-            progress.info(f"approximate index (HNSW): recall@10 {graph['recall@10']:.3f} of exact search, over "
-                          f"{graph['recall_queries']} documents as queries")
+            progress.info(f"approximate index (HNSW): recall@10 {graph['recall@10']:.3f} of exact search with "
+                          f"{graph['recall_queries']} of the documents as queries (real queries can find less)")
     return {"count": len(ids), "dim": int(vectors.shape[1]), **meta, "ann": graph}
 
 
