@@ -329,8 +329,9 @@ def format_report(r: dict) -> str:
                  if "fine_tuned_accuracy" in le else "")
         lines.append(f"likely label errors (probe accuracy {le['probe_accuracy']:.3f} over {le['folds']} folds{tuned}), "
                      "most suspicious first:")
+        says = "both say" if "fine_tuned_accuracy" in le else "probe says"
         for rank, e in enumerate(le["rows"][:SHOW], 1):
-            lines.append(f"  #{rank} {e['where']}: {e['text'][:60]!r} labelled {e['label']}, probe says "
+            lines.append(f"  #{rank} {e['where']}: {e['text'][:60]!r} labelled {e['label']}, {says} "
                          f"{e['probe_says']} (out-of-fold p={e['p_probe']:.2f})")
         if le["count"] > SHOW:
             lines.append(f"  ... {le['count'] - SHOW} more (--json lists every one under label_issues)")
