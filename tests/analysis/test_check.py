@@ -156,3 +156,13 @@ def test_check_cli_asks_the_fine_tuned_folds(planted, tiny_bert, capsys):
     assert code == 0 and 0.0 <= le["fine_tuned_accuracy"] <= 1.0
     assert le["count"] <= min(le["probe_flags"], le["fine_tuned_flags"])  # flagged by both
     assert main(["check", "--data", str(planted), "--model", str(tiny_bert), "--fine-tune", "maybe"]) == 2
+
+
+def test_fine_tuned_folds_read_text_pairs(tiny_bert):
+    from enctune.analysis.tuned_folds import fine_tuned_probabilities
+    from enctune.data import Examples
+
+    rows = make_rows(24, seed=4)
+    pool = Examples([r["text"] for r in rows], [r["text"][::-1] for r in rows], [r["label"] for r in rows])
+    probs = fine_tuned_probabilities(pool, ["negative", "positive"], str(tiny_bert), precision="fp32")
+    assert probs.shape == (24, 2) and (probs > 0).all()

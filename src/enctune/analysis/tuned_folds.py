@@ -54,6 +54,7 @@ def fine_tuned_probabilities(pool: Examples, classes: list[str], model: str = "d
                       precision=precision)
     task = next(cls for cls in TASKS.values() if cls.label_space == "classes")()  # one label a row, as check reads
     task.fit(pool, "label")
+    task.resolve_pair_mode(pool.pairs is not None)
     y = np.array([task.labels.index(x) for x in pool.labels])  # folds by the task's order, whatever ``classes``
     probs = np.zeros((len(pool), len(classes)), dtype=np.float32)
     run_precision = resolve_precision(precision)
@@ -67,8 +68,8 @@ def fine_tuned_probabilities(pool: Examples, classes: list[str], model: str = "d
             fold_task = copy.deepcopy(task)
             rest = pool.subset(tr)
             train, validation = carve_validation(rest, 0.1, seed, fold_task.stratify_key(rest))
-            fold = steps.Splits(train, validation, pool.subset(te), Columns("text", None, "label"), fold_task,
-                                validation_carved=True)
+            columns = Columns("text", "text_pair" if pool.pairs is not None else None, "label")
+            fold = steps.Splits(train, validation, pool.subset(te), columns, fold_task, validation_carved=True)
             encoder = steps.load_encoder(cfg, fold_task, lazy=False)
             prepared = steps.prepare(fold_task, encoder, fold)
             ctx = RunContext(cfg, encoder, fold_task, fold, prepared, run_precision)
