@@ -17,7 +17,7 @@ from rich.progress import (
 )
 
 _console = Console(stderr=True)
-_state = {"quiet": False}
+_state = {"quiet": False, "hushed": False}
 
 
 def set_quiet(quiet: bool) -> None:
@@ -28,9 +28,25 @@ def is_quiet() -> bool:
     return _state["quiet"]
 
 
-def info(message: str) -> None:
+@contextmanager
+def hushed():
+    """Bars only: the messages of what runs inside (a nested run's own report) are dropped, its progress shown."""
+    before = _state["hushed"]
+    _state["hushed"] = True
+    try:
+        yield
+    finally:
+        _state["hushed"] = before
+
+
+def _say(message: str) -> None:
     if not _state["quiet"]:
         _console.print(message, highlight=False, markup=False, soft_wrap=True)  # one line, however long
+
+
+def info(message: str) -> None:
+    if not _state["hushed"]:
+        _say(message)
 
 
 class _Bar:
@@ -59,7 +75,7 @@ def bar(description: str, total: int, status: bool = False):
         b = _Bar(None, None)
         yield b
         extra = "  " + b.fields["status"] if b.fields.get("status") else ""
-        info(f"{description}: {b.done}/{total} in {time.perf_counter() - t0:.1f} s{extra}")
+        _say(f"{description}: {b.done}/{total} in {time.perf_counter() - t0:.1f} s{extra}")  # a bar, even hushed
         return
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TimeRemainingColumn()]

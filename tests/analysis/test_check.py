@@ -166,3 +166,35 @@ def test_fine_tuned_folds_read_text_pairs(tiny_bert):
     pool = Examples([r["text"] for r in rows], [r["text"][::-1] for r in rows], [r["label"] for r in rows])
     probs = fine_tuned_probabilities(pool, ["negative", "positive"], str(tiny_bert), precision="fp32")
     assert probs.shape == (24, 2) and (probs > 0).all()
+
+
+def test_a_small_fold_trains_to_the_step_floor_and_a_large_one_one_epoch():
+    from enctune.analysis.tuned_folds import fold_epochs
+    from enctune.strategies.base import MAX_FLOOR_EPOCHS, MIN_STEPS
+
+    assert fold_epochs(3000) == 1  # ~94 steps: one epoch over the data is enough
+    assert fold_epochs(135) * -(-135 // 32) >= MIN_STEPS  # 5 steps an epoch: 7 epochs, 35 steps
+    assert fold_epochs(4) == MAX_FLOOR_EPOCHS
+
+
+def test_the_folds_show_their_progress_but_not_their_runs_messages(tiny_bert, tmp_path, capsys):
+    from enctune.analysis.tuned_folds import fine_tuned_probabilities
+    from enctune.data import Examples
+
+    rows = make_rows(40, seed=5)
+    pool = Examples([r["text"] for r in rows], None, [r["label"] for r in rows])
+    fine_tuned_probabilities(pool, ["negative", "positive"], str(tiny_bert), precision="fp32")
+    err = capsys.readouterr().err
+    assert err.count("fine-tuning fold") == 2 and err.count("full fine-tuning:") == 2  # a bar line per fold
+
+
+def test_hushed_keeps_the_bars_and_drops_the_messages(capsys):
+    from enctune import progress
+
+    with progress.hushed():
+        progress.info("a nested run's report")
+        with progress.bar("nested bar", total=3) as b:
+            b.advance(3)
+    progress.info("after")
+    err = capsys.readouterr().err
+    assert "a nested run's report" not in err and "nested bar: 3/3" in err and "after" in err

@@ -5,8 +5,8 @@ probe on frozen features that ``check`` starts from is one such model; on SST-2 
 only 80% of rows, and its confident mistakes on sarcasm and negation look like label errors
 (precision 0.46 with 10% of labels flipped). A fine-tuned encoder makes other mistakes. Here
 the labelled rows are split into stratified folds; for each fold the encoder is fine-tuned
-(``full``, one epoch, a tenth of the other folds carved for validation, as a run would) on the
-other folds and gives the held-out rows class probabilities, so every row gets probabilities
+(``full``, one epoch, more on a small set, a tenth of the other folds carved for validation, as a
+run would) on the other folds and gives the held-out rows class probabilities, so every row gets probabilities
 from a model that never saw it. ``check`` then flags only the rows that both models, each by
 the confident-learning rule, call mislabelled.
 
@@ -20,6 +20,7 @@ over the data (two to three minutes for SST-2 on a 2-core CPU).
 from __future__ import annotations
 
 import copy
+import math
 
 import numpy as np
 
@@ -28,9 +29,17 @@ from ..config import TrainConfig
 from ..data import Columns, Examples, carve_validation
 from ..numeric import softmax
 from ..strategies import STRATEGIES, RunContext
+from ..strategies.base import MAX_FLOOR_EPOCHS, MIN_STEPS
 from ..tasks import TASKS
 
 FOLDS = 2  # each model trains on half the rows: one epoch over the data in all
+
+
+def fold_epochs(n_train: int) -> int:
+    """One epoch, or on a small set enough epochs for ``full``'s floor of MIN_STEPS optimizer steps (a fold of
+    150 rows would otherwise train 5 steps and have no opinion worth asking)."""
+    steps_per_epoch = math.ceil(n_train / STRATEGIES["full"].batch_size)
+    return min(MAX_FLOOR_EPOCHS, max(1, math.ceil(MIN_STEPS / steps_per_epoch)))
 
 
 def fine_tuned_probabilities(pool: Examples, classes: list[str], model: str = "default", max_length: int = 256,
@@ -59,11 +68,9 @@ def fine_tuned_probabilities(pool: Examples, classes: list[str], model: str = "d
     probs = np.zeros((len(pool), len(classes)), dtype=np.float32)
     run_precision = resolve_precision(precision)
     split = StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y)
-    quiet = progress.is_quiet()
     for f, (tr, te) in enumerate(split):
         progress.info(f"label errors: fine-tuning fold {f + 1}/{folds} on {len(tr)} rows")
-        progress.set_quiet(True)  # a line per fold; the fold's own bars would drown the check's
-        try:
+        with progress.hushed():  # the fold's progress bars, not its run's messages
             seed_all(seed + f)  # each fold's head and batches as a run with that seed would draw them
             fold_task = copy.deepcopy(task)
             rest = pool.subset(tr)
@@ -72,11 +79,10 @@ def fine_tuned_probabilities(pool: Examples, classes: list[str], model: str = "d
             fold = steps.Splits(train, validation, pool.subset(te), columns, fold_task, validation_carved=True)
             encoder = steps.load_encoder(cfg, fold_task, lazy=False)
             prepared = steps.prepare(fold_task, encoder, fold)
-            ctx = RunContext(cfg, encoder, fold_task, fold, prepared, run_precision)
+            fold_cfg = cfg.model_copy(update={"epochs": fold_epochs(len(train))})
+            ctx = RunContext(fold_cfg, encoder, fold_task, fold, prepared, run_precision)
             result = STRATEGIES["full"]().run(ctx)
             logits = steps.split_outputs(result, ctx, "test")
-        finally:
-            progress.set_quiet(quiet)
         order = [fold_task.labels.index(c) for c in classes]
         probs[te] = softmax(np.asarray(logits, dtype=np.float64))[:, order]
     return probs
