@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from ..atomic import atomic_write_text
+from ..digest import file_sha256
 from ..errors import UserError
 from ..jsonfile import printable, read_json_object
 from .cache import cache_root
@@ -158,11 +159,7 @@ def _file_digest(path: str, size: int, mtime: float) -> str:
             return known
     except (OSError, UnicodeDecodeError):
         pass
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    digest = h.hexdigest()
+    digest = file_sha256(path)
     try:
         memo.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(memo, digest + "\n")

@@ -18,11 +18,11 @@ searched exactly: the graph was built on the full width.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 
+from ..digest import file_sha256
 from ..errors import UserError
 from .metrics import top_k
 
@@ -83,25 +83,17 @@ def recall_at_10(graph, vectors: np.ndarray, seed: int = 0) -> float:
     return float(np.mean(hits))
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def save(graph, path: Path) -> str:
     """Write the graph; returns its SHA-256 (index.json keeps it)."""
     _faiss().write_index(graph, str(path))
-    return sha256(path)
+    return file_sha256(path)
 
 
 def load(path: Path, digest: str):
     """The graph at ``path`` once its SHA-256 matches ``digest``; a UserError otherwise."""
     if not path.is_file():
         raise UserError(f"{path}: missing; index.json says this index has an approximate graph. Build it again.")
-    if sha256(path) != digest:
+    if file_sha256(path) != digest:
         raise UserError(f"{path}: changed since the index was written (its SHA-256 differs from index.json's); "
                         "build the index again.")
     graph = _faiss().read_index(str(path))

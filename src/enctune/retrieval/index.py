@@ -5,7 +5,8 @@
     idx/documents.jsonl     {"id", "text"} per row of the vectors, in order
     idx/ann.faiss           an approximate graph, for corpora past a few hundred thousand documents (``ann``)
 
-Search is exact: one (Q, N) product of unit vectors, then the k largest per row. For N = 5,000 and H = 384
+Search is exact unless the index holds a graph (``ann``, past 250,000 documents or on request): one (Q, N)
+product of unit vectors, then the k largest per row. For N = 5,000 and H = 384
 that is 2 MFLOP a query, well under a millisecond of a laptop core; it stays exact up to a few hundred
 thousand documents (N x H x 4 bytes: 150 MB at 100,000 x 384). A Matryoshka-trained model's vectors can be
 searched on a prefix (``dims``): the prefix is normalised again before the product.
