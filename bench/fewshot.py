@@ -1,37 +1,41 @@
-"""Few-shot SST-2: enctune (``auto`` and ``fewshot``) against SetFit, on the same labelled samples.
+"""Few-shot suite: enctune against SetFit and sentence-transformers + logistic regression, on
+the same labelled samples of several datasets.
 
-    python -m bench.fewshot [--shots 8,64] [--seeds 0,1,2] [--out bench/results/fewshot]
-                            [--data-root ../shared/data] [--tools setfit,enctune_auto,enctune_fewshot]
-                            [--precision auto] [--timeout SECONDS] [--keep-work]
+    python -m bench.fewshot [--datasets sst2,ag_news,trec,financial_phrasebank,goemotions]
+                            [--shots 8,64] [--seeds 0,1,2,3,4] [--tools setfit,st_lr,enctune_fewshot,...]
+                            [--test-rows 2000] [--out bench/results/fewshot-suite]
+                            [--data-root ../shared/data] [--precision auto] [--timeout SECONDS] [--keep-work]
 
-For each (shots, seed) the same ``shots`` examples per class are drawn from SST-2 train
-(``random.Random(seed).sample`` of each label's rows, labels in sorted order) and every tool
-trains on them, each in a fresh interpreter (``python -m bench.fewshot --worker TOOL ARGS``,
-which prints one JSON object as its last stdout line), so imports, allocator state and
-caches never carry over from one run to the next:
+For each (dataset, shots, seed) the same ``shots`` examples per class are drawn from the
+dataset's train split (``bench.data.per_class_indices``: ``random.Random(seed).sample`` of
+each label's rows, labels in sorted order; a class with fewer rows gives all it has) and
+every tool trains on them alone: no validation split is given to any tool (a tool that wants
+one carves it from those examples), and the labels are named as they are in the data.
+GoEmotions is reduced to its single-label rows. The test split is scored whole up to
+``--test-rows`` rows; above that, the same seeded sample of it (``random.Random(42)``
+shuffle, then a prefix) for every tool. Each run is a fresh interpreter
+(``python -m bench.fewshot --worker TOOL ARGS``, which prints one JSON object as its last
+stdout line), so imports, allocator state and caches never carry over:
 
 | tool | what runs |
 | --- | --- |
-| ``setfit`` | SetFit 1.2 with default ``TrainingArguments`` (contrastive pairs by oversampling, 1 epoch, batch 16, body lr 2e-5, a logistic-regression head), on the default encoder's folder, ``seed`` = the bench seed; it sees no validation split |
-| ``enctune_auto`` | ``enctune.train(strategy="auto", labels=LABELS)``: the advisor's pick, validation = SST-2 validation |
-| ``enctune_fewshot`` | ``enctune.train(strategy="fewshot", labels=LABELS)``, validation = SST-2 validation |
+| ``setfit`` | SetFit 1.2 with default ``TrainingArguments`` (contrastive pairs by oversampling, 1 epoch, batch 16, body lr 2e-5, a logistic-regression head), on the default encoder's folder, ``seed`` = the bench seed |
+| ``st_lr`` | sentence-transformers ``encode`` of train and test (the checkpoint's pooling and normalisation), then scikit-learn ``LogisticRegression(max_iter=2000)`` |
+| ``enctune_S`` | ``enctune.train(strategy=S)`` for S in auto, fewshot, probe, full, lora |
+| ``enctune_S+labels`` | the same with ``labels=`` the dataset's descriptions in ``bench/fewshot_labels.json``, written once before any run and never changed after a result (a separate row: the peers get no such input) |
+| ``enctune_S@key=value;...`` | the same with those settings (``enctune train``'s flags as keywords), for ablations: ``enctune_fewshot@head_solver=sgd`` |
 
-``LABELS`` are the label descriptions a user writes once for movie-review sentiment (the
-phrasings chosen on validation by ``python -m bench.strategies --what zeroshot``, see
-BENCHMARKS.md): enctune's heads start from them (``--init-head auto``). SetFit has no such
-input; its model card API takes none.
+Measured per run: test accuracy, and wall seconds from before the model loads to after the
+test predictions. Imports are not timed for any tool (SetFit's and sentence-transformers'
+happen at import, before the clock; enctune's deferred ones are made ahead of it by
+``preload_enctune``). Every worker runs with ``HF_HUB_OFFLINE=1``, its own empty
+``ENCTUNE_CACHE`` and ``torch.manual_seed(42)``.
 
-Measured per run: accuracy on the 1,821 SST-2 test sentences, and wall seconds from before
-the model loads to after the test predictions (enctune's ``train`` scores the test split
-itself; its time also holds the validation passes SetFit does not make). Imports are not
-timed, for either tool: SetFit's happen at ``from setfit import``, enctune's deferred ones
-are made ahead of the clock (``preload_enctune``). Every worker runs with ``HF_HUB_OFFLINE=1``, its own ``ENCTUNE_CACHE`` (an empty
-folder: no cached features) and ``torch.manual_seed(42)``.
-
-Writes ``results.json`` (command, settings, machine, every run) and ``results.md`` (test
-accuracy and wall seconds, mean ± std over the seeds, and the enctune / SetFit time ratio
-per shots) into ``--out``, both rewritten after every run so an interrupted bench keeps what
-it finished. A run that fails or times out is recorded with its error and the bench goes on.
+Writes ``results.json`` (command, settings, machine, every run) and ``results.md`` (per
+dataset and shots: test accuracy mean ± std over the seeds and mean wall seconds per tool,
+then the average over the datasets every tool finished) into ``--out``, both rewritten
+after every run so an interrupted suite keeps what it finished. A run that fails or times
+out is recorded with its error and the suite goes on.
 """
 
 from __future__ import annotations
@@ -48,19 +52,61 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.data import per_class_indices, read_jsonl, write_jsonl
+from bench.data import per_class_indices, read_jsonl, shuffled, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
-TOOLS = ("setfit", "enctune_auto", "enctune_fewshot")
-LABELS = ("positive: a great movie, I loved it|a great, enjoyable film|an excellent movie;"
-          "negative: a terrible movie, I hated it|a bad, boring film|an awful movie")
+DATASETS = ("sst2", "ag_news", "trec", "financial_phrasebank", "goemotions")
+STRATEGIES = ("auto", "fewshot", "probe", "full", "lora")
+TOOLS = ("setfit", "st_lr", *(f"enctune_{s}{x}" for s in STRATEGIES for x in ("", "+labels")))
+DEFAULT_TOOLS = ("setfit", "st_lr", "enctune_fewshot", "enctune_fewshot+labels")
+DESCRIPTIONS = Path(__file__).with_name("fewshot_labels.json")
 PACKAGES = ("torch", "transformers", "sentence-transformers", "setfit", "scikit-learn", "enctune")
+# The SetFit paper's own figure (mean over 10 random splits, this encoder, 8 examples a class), shown beside the
+# AG News 8-shot row; not run here.
+PUBLISHED = {("ag_news", 8): ("SetFit paper, all-MiniLM-L6-v2, 10 splits", 0.831)}
 
 
 # ---- data ----------------------------------------------------------------------------------
+def labelled_rows(rows: list[dict]) -> list[dict]:
+    """``{"text", "label"}`` rows with string labels; a multi-label set (``labels``) keeps its single-label rows."""
+    if rows and "label" not in rows[0] and "labels" in rows[0]:
+        return [{"text": r["text"], "label": str(r["labels"][0])} for r in rows if len(r["labels"]) == 1]
+    return [{"text": r["text"], "label": str(r["label"])} for r in rows]
+
+
+def test_sample(rows: list[dict], limit: int | None) -> list[dict]:
+    """All test rows up to ``limit``; above it a ``random.Random(42)`` shuffle's prefix (the same for every tool)."""
+    if limit is None or len(rows) <= limit:
+        return rows
+    return shuffled(rows)[:limit]
+
+
 def sample_per_class(rows: list[dict], shots: int, seed: int) -> list[dict]:
     """``shots`` rows of every label, drawn with ``random.Random(seed)``, labels in sorted order."""
     return [rows[i] for i in per_class_indices(rows, shots, seed)]
+
+
+def split_tool(tool: str) -> tuple[str, dict]:
+    """``"enctune_fewshot@head_solver=sgd"`` -> ("enctune_fewshot", {"head_solver": "sgd"}); values are read as
+    JSON where they parse (numbers, true/false), else kept as text."""
+    base, _, spec = tool.partition("@")
+    settings = {}
+    for item in filter(None, spec.split(";")):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{tool}: expected key=value after '@', not {item!r}")
+        try:
+            settings[key] = json.loads(value)
+        except json.JSONDecodeError:
+            settings[key] = value
+    return base, settings
+
+
+def descriptions(dataset: str) -> str:
+    table = json.loads(DESCRIPTIONS.read_text(encoding="utf-8"))
+    if dataset not in table:
+        raise KeyError(f"{DESCRIPTIONS.name} has no descriptions for {dataset}")
+    return table[dataset]
 
 
 # ---- workers (each in its own process) -----------------------------------------------------
@@ -82,6 +128,21 @@ def run_setfit(args: dict) -> dict:
             "train_seconds": round(t_train, 2)}
 
 
+def run_st_lr(args: dict) -> dict:
+    from sentence_transformers import SentenceTransformer
+    from sklearn.linear_model import LogisticRegression
+
+    train, test = read_jsonl(Path(args["train"])), read_jsonl(Path(args["test"]))
+    t0 = time.perf_counter()
+    model = SentenceTransformer(args["encoder"], device="cpu")
+    x_train = model.encode([r["text"] for r in train], batch_size=64, show_progress_bar=False)
+    clf = LogisticRegression(max_iter=2000).fit(x_train, [r["label"] for r in train])
+    t_train = time.perf_counter() - t0
+    predicted = [str(p) for p in clf.predict(model.encode([r["text"] for r in test], batch_size=64,
+                                                            show_progress_bar=False))]
+    wall = time.perf_counter() - t0
+    return {"test_accuracy": _accuracy(predicted, [r["label"] for r in test]), "wall_seconds": round(wall, 2),
+            "train_seconds": round(t_train, 2)}
 def preload_enctune() -> None:
     """Import what enctune imports on first use. SetFit's imports (transformers, sentence-transformers,
     datasets, scikit-learn) run at ``from setfit import ...``, before its clock starts; enctune defers its
@@ -103,15 +164,14 @@ def run_enctune(args: dict) -> dict:
 
     preload_enctune()
     t0 = time.perf_counter()
-    run = enctune.train(data=args["train"], validation=args["validation"], test=args["test"],
-                        out=str(Path(args["work"]) / "run"), model="default", strategy=args["strategy"],
-                        precision=args["precision"], seed=args["seed"], labels=LABELS)
+    run = enctune.train(data=args["train"], test=args["test"], out=str(Path(args["work"]) / "run"), model="default",
+                        strategy=args["strategy"], precision=args["precision"], seed=args["seed"],
+                        labels=args.get("labels"), **args.get("settings", {}))
     wall = time.perf_counter() - t0
     m, costs = run.metrics, run.metrics["costs"]
     return {"test_accuracy": round(m["test"]["accuracy"], 4), "wall_seconds": round(wall, 2),
             "train_seconds": costs.get("train_seconds"), "strategy": m["strategy"],
             "strategy_reason": m.get("strategy_reason"), "precision": costs.get("precision"),
-            "validation_accuracy": round(m["validation"]["accuracy"], 4),
             **{k: costs[k] for k in ("pairs", "pair_seconds", "centroid_accuracy_before", "centroid_accuracy_after",
                                      "pair_tuning_kept") if k in costs}}
 
@@ -124,8 +184,7 @@ def worker(tool: str, args: dict) -> int:
     """Run one tool in this process; print its figures as the last line of stdout."""
     os.environ.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
                        "ENCTUNE_CACHE": str(Path(args["work"]) / "cache")})
-    out = {"tool": tool, "shots": args["shots"], "seed": args["seed"], "status": "ok",
-           "load_avg_start": round(os.getloadavg()[0], 2)}
+    out = {"tool": tool, "status": "ok", "load_avg_start": round(os.getloadavg()[0], 2)}
     stdout = sys.stdout
     sys.stdout = sys.stderr  # whatever the tools print goes to the log, not to the result line
     try:
@@ -134,8 +193,13 @@ def worker(tool: str, args: dict) -> int:
         torch.manual_seed(42)
         if tool == "setfit":
             out.update(run_setfit(args))
+        elif tool == "st_lr":
+            out.update(run_st_lr(args))
         else:
-            out.update(run_enctune({**args, "strategy": tool.removeprefix("enctune_")}))
+            base, settings = split_tool(tool)
+            strategy, with_labels = base.removeprefix("enctune_").removesuffix("+labels"), base.endswith("+labels")
+            out.update(run_enctune({**args, "strategy": strategy, "settings": settings,
+                                    "labels": descriptions(args["dataset"]) if with_labels else None}))
     except Exception as e:  # a failed run is a result, not a crash of the bench
         import traceback
 
@@ -160,7 +224,7 @@ def spawn(tool: str, args: dict, log: Path, timeout: float) -> dict:
         result = {"status": "failed", "error": f"timed out after {timeout:.0f} s"}
     except json.JSONDecodeError as e:
         result = {"status": "failed", "error": f"unreadable result line ({e})"}
-    result.update(tool=tool, shots=args["shots"], seed=args["seed"],
+    result.update(tool=tool, dataset=args["dataset"], shots=args["shots"], seed=args["seed"],
                   process_seconds=round(time.perf_counter() - t0, 2))
     if result["status"] != "ok":
         result["log_tail"] = log.read_text(errors="replace")[-2000:] if log.is_file() else ""
@@ -188,48 +252,72 @@ def mean_std(values: list[float]) -> tuple[float | None, float | None]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def summarize(runs: list[dict], shots: list[int], tools: list[str]) -> dict:
+def summarize(runs: list[dict], datasets: list[str], shots: list[int], tools: list[str]) -> dict:
+    """``{shots: {"datasets": {dataset: {tool: cell}}, "average": {tool: cell}}}``; a cell holds the runs that
+    finished, test accuracy mean and std over seeds, mean wall seconds and the strategies run. The average is
+    over the datasets where every tool finished every seed that any tool finished, so that each tool's mean
+    covers the same samples."""
     out = {}
     for k in shots:
-        row = {}
+        per_data: dict[str, dict] = {}
+        for ds in datasets:
+            row = {}
+            for tool in tools:
+                ok = [r for r in runs if (r["dataset"], r["shots"], r["tool"]) == (ds, k, tool) and r["status"] == "ok"]
+                acc, acc_sd = mean_std([r["test_accuracy"] for r in ok])
+                wall, _ = mean_std([r["wall_seconds"] for r in ok])
+                row[tool] = {"runs": len(ok), "seeds": sorted(r["seed"] for r in ok), "test_accuracy": acc,
+                             "test_accuracy_std": acc_sd, "wall_seconds": wall,
+                             "strategies": sorted({r["strategy"] for r in ok if "strategy" in r})}
+            if any(c["runs"] for c in row.values()):
+                per_data[ds] = row
+        complete = [ds for ds, row in per_data.items()
+                    if len({tuple(c["seeds"]) for c in row.values()}) == 1]
+        average = {}
         for tool in tools:
-            ok = [r for r in runs if r["shots"] == k and r["tool"] == tool and r["status"] == "ok"]
-            acc, acc_sd = mean_std([r["test_accuracy"] for r in ok])
-            wall, wall_sd = mean_std([r["wall_seconds"] for r in ok])
-            row[tool] = {"runs": len(ok), "test_accuracy": acc, "test_accuracy_std": acc_sd,
-                         "wall_seconds": wall, "wall_seconds_std": wall_sd,
-                         "strategies": sorted({r["strategy"] for r in ok if "strategy" in r})}
-        base = row.get("setfit", {}).get("wall_seconds")
-        for tool in tools:
-            if tool != "setfit":
-                w = row[tool]["wall_seconds"]
-                row[tool]["time_ratio_vs_setfit"] = round(w / base, 3) if w and base else None
-        out[str(k)] = row
+            accs = [per_data[ds][tool]["test_accuracy"] for ds in complete]
+            walls = [per_data[ds][tool]["wall_seconds"] for ds in complete]
+            average[tool] = {"datasets": complete, "test_accuracy": statistics.fmean(accs) if accs else None,
+                             "wall_seconds": statistics.fmean(walls) if walls else None}
+        out[str(k)] = {"datasets": per_data, "average": average}
     return out
 
 
-def _pm(m, s, digits: int) -> str:
-    return "failed" if m is None else f"{m:.{digits}f} ± {s:.{digits}f}"
+def _cell(c: dict) -> str:
+    if not c.get("runs"):
+        return "-"
+    return f"{c['test_accuracy']:.3f} ± {c['test_accuracy_std']:.3f} ({c['wall_seconds']:.0f} s)"
 
 
 def render(result: dict) -> str:
+    tools = result["tools"]
     lines = [f"`{result['command']}`", "",
-             f"SST-2, test = {result['test_rows']} sentences; mean ± std over seeds {result['seeds']}; "
-             "wall = model load + training + test prediction (enctune's includes its validation passes).", ""]
-    for k, row in result["summary"].items():
-        lines += [f"### {k} examples per class", "",
-                  "| tool | runs | test accuracy | wall s | time / SetFit | strategy |", "| --- | --- | --- | --- | --- | --- |"]
-        for tool, s in row.items():
-            ratio = s.get("time_ratio_vs_setfit")
-            lines.append(f"| {tool} | {s['runs']} | {_pm(s['test_accuracy'], s['test_accuracy_std'], 4)} | "
-                         f"{_pm(s['wall_seconds'], s['wall_seconds_std'], 1)} | "
-                         f"{'' if tool == 'setfit' else (f'{ratio:.2f}' if ratio else 'n/a')} | "
-                         f"{', '.join(s['strategies'])} |")
-        lines.append("")
+             f"Seeds {result['seeds']}; test = the whole test split up to {result['test_rows']} rows (a fixed "
+             "seeded sample above that); cell = test accuracy mean ± std over the seeds (mean wall seconds: model "
+             "load, training and test prediction). No tool gets a validation split; labels as in the data, except "
+             "the `+labels` rows, which get `bench/fewshot_labels.json`.", ""]
+    for k, block in result["summary"].items():
+        lines += [f"### {k} examples per class", "", "| dataset | " + " | ".join(tools) + " |",
+                  "| --- |" + " --- |" * len(tools)]
+        for ds, row in block["datasets"].items():
+            lines.append(f"| {ds} | " + " | ".join(_cell(row[t]) for t in tools) + " |")
+            published = PUBLISHED.get((ds, int(k)))
+            if published:
+                lines.append(f"| {ds}: {published[0]} | {published[1]:.3f} (published, not run here) |"
+                             + " |" * (len(tools) - 1))
+        avg = block["average"]
+        if avg and any(a["test_accuracy"] is not None for a in avg.values()):
+            n = len(next(iter(avg.values()))["datasets"])
+            lines.append(f"| **average over {n} datasets** | " + " | ".join(
+                "-" if avg[t]["test_accuracy"] is None else
+                f"**{avg[t]['test_accuracy']:.3f}** ({avg[t]['wall_seconds']:.0f} s)" for t in tools) + " |")
+        strategies = {t: sorted({s for row in block["datasets"].values() for s in row[t]["strategies"]})
+                      for t in tools if t.startswith("enctune_auto")}
+        lines += [""] + [f"{t} ran: {', '.join(s)}." for t, s in strategies.items() if s] + [""]
     failed = [r for r in result["runs"] if r["status"] != "ok"]
     if failed:
-        lines += ["Failed runs:", ""] + [f"- {r['tool']} shots {r['shots']} seed {r['seed']}: {r.get('error')}"
-                                          for r in failed] + [""]
+        lines += ["Failed runs:", ""] + [f"- {r['tool']} {r['dataset']} shots {r['shots']} seed {r['seed']}: "
+                                          f"{r.get('error')}" for r in failed] + [""]
     m = result["machine"]
     lines += [f"Machine: {m['nproc']} cores, {m['cpu']}; python {m['python']}; "
               + ", ".join(f"{p} {v or 'not installed'}" for p, v in m["versions"].items()) + "."]
@@ -244,62 +332,75 @@ def write_outputs(out: Path, result: dict) -> None:
         tmp.replace(out / name)
 
 
+def _csv(text: str) -> list[str]:
+    return [x for x in text.split(",") if x]
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--worker"]:
         return worker(argv[1], json.loads(argv[2]))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--datasets", default=",".join(DATASETS), help="folders of --data-root, comma-separated")
     ap.add_argument("--shots", default="8,64", help="examples per class, comma-separated")
-    ap.add_argument("--seeds", default="0,1,2", help="sampling (and training) seeds, comma-separated")
-    ap.add_argument("--out", default="bench/results/fewshot")
+    ap.add_argument("--seeds", default="0,1,2,3,4", help="sampling (and training) seeds, comma-separated")
+    ap.add_argument("--tools", default=",".join(DEFAULT_TOOLS), help=f"comma-separated, of: {', '.join(TOOLS)}")
+    ap.add_argument("--test-rows", type=int, default=2000, help="score at most this many test rows (seeded sample)")
+    ap.add_argument("--out", default="bench/results/fewshot-suite")
     ap.add_argument("--data-root", default=str(ROOT.parent / "shared" / "data"))
-    ap.add_argument("--tools", default=",".join(TOOLS))
     ap.add_argument("--precision", default="auto", help="enctune's --precision (SetFit trains in fp32)")
     ap.add_argument("--timeout", type=float, default=3600, help="seconds per run")
     ap.add_argument("--keep-work", action="store_true", help="keep the work folder (samples, runs, logs)")
     a = ap.parse_args(argv)
-    shots = [int(x) for x in a.shots.split(",")]
-    seeds = [int(x) for x in a.seeds.split(",")]
-    tools = [t for t in a.tools.split(",") if t]
-    unknown = [t for t in tools if t not in TOOLS]
+    datasets, tools = _csv(a.datasets), _csv(a.tools)
+    shots, seeds = [int(x) for x in _csv(a.shots)], [int(x) for x in _csv(a.seeds)]
+    unknown = [t for t in tools if split_tool(t)[0] not in TOOLS or (split_tool(t)[1] and t.startswith(("setfit", "st_")))]
     if unknown:
         ap.error(f"--tools: unknown {', '.join(unknown)}; known: {', '.join(TOOLS)}")
-    src = Path(a.data_root) / "sst2"
-    splits = {s: src / f"{s}.jsonl" for s in ("train", "validation", "test")}
-    missing = [str(p) for p in splits.values() if not p.is_file()]
+    missing = [str(Path(a.data_root) / ds / f"{s}.jsonl") for ds in datasets for s in ("train", "test")
+               if not (Path(a.data_root) / ds / f"{s}.jsonl").is_file()]
     if missing:
         sys.exit(f"missing data: {', '.join(missing)}")
+    if any(t.endswith("+labels") for t in tools):
+        for ds in datasets:
+            descriptions(ds)
     from enctune.encoders.resolve import resolve_encoder
 
     encoder = str(resolve_encoder("default"))
-    train_rows = read_jsonl(splits["train"])
     out = Path(a.out)
     work = Path(tempfile.mkdtemp(prefix="enctune-bench-fewshot-"))
-    cmd = "python -m bench.fewshot " + " ".join(argv)
-    result = {"command": cmd.strip(), "shots": shots, "seeds": seeds, "tools": tools, "encoder": encoder,
-              "precision": a.precision, "test_rows": len(read_jsonl(splits["test"])), "machine": machine(),
-              "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "runs": []}
+    result = {"command": ("python -m bench.fewshot " + " ".join(argv)).strip(), "datasets": datasets, "shots": shots,
+              "seeds": seeds, "tools": tools, "encoder": encoder, "precision": a.precision,
+              "test_rows": a.test_rows, "machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+              "sizes": {}, "runs": []}
     try:
-        for k in shots:
-            for seed in seeds:
-                where = work / f"{k}-shot-seed{seed}"
-                train = where / "train.jsonl"
-                write_jsonl(train, sample_per_class(train_rows, k, seed))
-                for tool in tools:  # interleaved per sample, so drift in the machine's speed is shared
-                    run_dir = where / tool
-                    run_dir.mkdir(parents=True, exist_ok=True)
-                    args = {"train": str(train), "validation": str(splits["validation"]), "test": str(splits["test"]),
-                            "encoder": encoder, "seed": seed, "shots": k, "precision": a.precision,
-                            "work": str(run_dir)}
-                    print(f"{k}-shot seed {seed}: {tool} ...", file=sys.stderr, flush=True)
-                    r = spawn(tool, args, where / f"{tool}.log", a.timeout)
-                    print(f"  {r['status']}: accuracy {r.get('test_accuracy')}, {r.get('wall_seconds')} s"
-                          + (f" ({r.get('error')})" if r["status"] != "ok" else ""), file=sys.stderr, flush=True)
-                    result["runs"].append(r)
-                    result["summary"] = summarize(result["runs"], shots, tools)
-                    write_outputs(out, result)
-                    if not a.keep_work:
-                        shutil.rmtree(run_dir, ignore_errors=True)
+        # seeds outermost, so that a suite cut short still holds every dataset and tool at the first seeds
+        for seed in seeds:
+            for k in shots:
+                for ds in datasets:
+                    src = Path(a.data_root) / ds
+                    train_rows = labelled_rows(read_jsonl(src / "train.jsonl"))
+                    test = test_sample(labelled_rows(read_jsonl(src / "test.jsonl")), a.test_rows)
+                    where = work / f"{ds}-{k}-shot-seed{seed}"
+                    write_jsonl(where / "train.jsonl", sample_per_class(train_rows, k, seed))
+                    write_jsonl(where / "test.jsonl", test)
+                    result["sizes"][f"{ds}/{k}"] = {"train": len(read_jsonl(where / "train.jsonl")),
+                                                    "test": len(test), "classes": len({r["label"] for r in train_rows})}
+                    for tool in tools:  # interleaved per sample, so drift in the machine's speed is shared
+                        run_dir = where / "".join(c if c.isalnum() or c in "-_" else "_" for c in tool)
+                        run_dir.mkdir(parents=True, exist_ok=True)
+                        args = {"dataset": ds, "train": str(where / "train.jsonl"), "test": str(where / "test.jsonl"),
+                                "encoder": encoder, "seed": seed, "shots": k, "precision": a.precision,
+                                "work": str(run_dir)}
+                        print(f"{ds} {k}-shot seed {seed}: {tool} ...", file=sys.stderr, flush=True)
+                        r = spawn(tool, args, where / f"{run_dir.name}.log", a.timeout)
+                        print(f"  {r['status']}: accuracy {r.get('test_accuracy')}, {r.get('wall_seconds')} s"
+                              + (f" ({r.get('error')})" if r["status"] != "ok" else ""), file=sys.stderr, flush=True)
+                        result["runs"].append(r)
+                        result["summary"] = summarize(result["runs"], datasets, shots, tools)
+                        write_outputs(out, result)
+                        if not a.keep_work:
+                            shutil.rmtree(run_dir, ignore_errors=True)
     finally:
         if a.keep_work:
             print(f"work folder kept: {work}", file=sys.stderr)

@@ -156,12 +156,16 @@ class RunContext:
     def head_from_labels(self) -> bool:
         return head_from_labels(self.cfg, self.task)
 
-    def build_head(self):
-        """The task's head, started from the label descriptions when ``head_from_labels``; returns
-        (head, label embeddings or None)."""
+    def build_head(self, unit: bool = False):
+        """The task's head, started from the label descriptions when ``head_from_labels``; else, with
+        ``unit`` and a task whose heads can, a linear head on unit-length vectors (``heads.UnitNorm``).
+        Returns (head, label embeddings or None)."""
         cfg, task = self.cfg, self.task
         if not self.head_from_labels():
-            task.options.pop("head", None)
+            if unit and task.unit_heads and task.pair_mode != "bi":
+                task.options["head"] = "unit"
+            else:
+                task.options.pop("head", None)
             head = task.build_head(self.encoder.hidden_size, cfg.dropout)
             task.start_head(head, self.encoder, self.prepared["train"])
             return head, None

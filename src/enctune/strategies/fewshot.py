@@ -23,10 +23,14 @@ both through the one training loop:
    overfit the few texts and lose what the pre-trained encoder knew. ``--epochs``, ``--lr``
    and ``--batch-size`` set this phase. The word embeddings stay fixed (as in ``full``).
 
-2. **A head** (the task's, started from the label descriptions when ``--labels`` gives them)
-   trains on the tuned encoder's pooled vectors of the training split, exactly as ``probe``
-   trains its head (the task's probe defaults for epochs, learning rate and batch size);
-   the features are computed afresh (not from the disk cache: the encoder changed).
+2. **A head** on the tuned encoder's pooled vectors of the training split, exactly as
+   ``probe`` makes its head: L2-regularised logistic regression on the unit-length vectors,
+   solved full-batch (``probe.solve_head``), or, started from the label descriptions when
+   ``--labels`` gives them, trained by the loop (the task's probe defaults for epochs,
+   learning rate and batch size). The features are computed afresh (not from the disk cache:
+   the encoder changed). The head was first always trained by the loop, unregularised: on
+   8 examples a class it fitted the few vectors exactly and lost to logistic regression on
+   the same tuned vectors (financial_phrasebank seed 0: 0.659 against 0.803).
 
 The tuned encoder is scored after phase 1 by the nearest-class-centroid accuracy on
 validation: x goes to the class c maximising cos(Enc(x), mean_i normalize(Enc(x_i)) over
@@ -41,6 +45,7 @@ over every split; the head trains in seconds.
 from __future__ import annotations
 
 import time
+from typing import Literal
 
 import numpy as np
 from pydantic import Field
@@ -60,7 +65,7 @@ from .base import (
     one_input_classes,
 )
 from .full import non_embedding_params
-from .probe import ProbeStrategy, train_head
+from .probe import ProbeStrategy, head_solver_field, solve_head, train_head, use_solver
 from .registry import register
 
 PAIRS_PER_EXAMPLE = 20
@@ -160,6 +165,7 @@ def centroid_accuracy(encoder, train_tokens, train_y: np.ndarray, val_tokens, va
 class FewshotOptions(StrategyOptions):
     fewshot_pairs: int | None = Field(None, ge=2, description="fewshot: contrastive pairs to draw [20 per example, "
                                                               f"{MIN_PAIRS}-{MAX_PAIRS}]")
+    head_solver: Literal["auto", "lbfgs", "sgd"] = head_solver_field()
 
 
 @register
@@ -194,7 +200,8 @@ class FewshotStrategy(Strategy):
         all_but_word_embeddings(network, cfg.freeze_embeddings)
 
     def resolved(self, cfg, task, n_train):
-        return {**super().resolved(cfg, task, n_train), "fewshot_pairs": pair_count(n_train, cfg.fewshot_pairs)}
+        return {**super().resolved(cfg, task, n_train), "fewshot_pairs": pair_count(n_train, cfg.fewshot_pairs),
+                "head_solver": "lbfgs" if use_solver(cfg, task) else "sgd"}
 
     def run(self, ctx: RunContext) -> StrategyResult:
         task = ctx.task
@@ -299,7 +306,10 @@ class FewshotStrategy(Strategy):
         return out, n_tokens
 
     def train_head(self, ctx: RunContext, features: dict[str, np.ndarray]) -> tuple:
-        """The task's head on fixed features, as ``probe`` trains it (its settings for this task)."""
+        """The task's head on fixed features, as ``probe`` trains it: solved full-batch (``probe.solve_head``)
+        unless it starts from label descriptions, else by the loop with the probe's settings for this task."""
+        if use_solver(ctx.cfg, ctx.task):
+            return solve_head(ctx, features)
         d = ctx.task.defaults.get("probe", {})
         return train_head(ctx, features, d.get("epochs", ProbeStrategy.epochs), d.get("lr", ProbeStrategy.lr),
                           d.get("batch_size", ProbeStrategy.batch_size))

@@ -117,6 +117,10 @@ def train_head(ctx: RunContext, features: dict[str, np.ndarray], epochs: int, lr
 
 
 L2_PATH = (1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5)  # strong to weak, each solve starts at the last
+# The one strength solved when validation is too small to rank strengths (``RunContext.keep_best``): on unit
+# vectors, 8 examples a class, 5 seeds, 5 data sets (BENCHMARKS.md "few-shot suite"), 3e-3 was within a point of
+# each data set's best strength and the strongest ones lost up to 4 points on six-class TREC.
+UNRANKED_L2 = 3e-3
 PATH_PATIENCE = 3  # strengths without a better validation score before the path stops
 MAX_ITER = 300  # L-BFGS iterations per strength
 
@@ -178,7 +182,10 @@ class L2Solver:
 def solve_head(ctx: RunContext, features: dict[str, np.ndarray]):
     """The head fitted on the whole training set at once: for each L2 strength on ``L2_PATH`` (a penalty
     ``strength * ||W||^2`` on the weight matrices, added to the task's mean loss), L-BFGS to convergence,
-    each solve starting from the previous one; the strength with the best validation score is kept.
+    each solve starting from the previous one; the strength with the best validation score is kept. When
+    the validation split is too small to rank with (a few rows carved from a few dozen), ``UNRANKED_L2``
+    alone is solved. Where the task allows, the head reads unit-length vectors (``heads.UnitNorm``):
+    logistic regression on the directions a sentence encoder was trained to compare.
 
     A linear head on fixed features is a convex problem (logistic, softmax or squared loss): it has one
     answer per strength, which full-batch L-BFGS finds in a few hundred cheap steps, with no learning rate,
@@ -191,9 +198,10 @@ def solve_head(ctx: RunContext, features: dict[str, np.ndarray]):
     from ..training.loop import LoopResult  # lazy: torch (~2 s)
 
     task = ctx.task
-    head, _ = ctx.build_head()
+    head, _ = ctx.build_head(unit=True)
     x, y = torch.from_numpy(features["train"]), ctx.targets["train"]
     val_x = features["validation"]
+    path = L2_PATH if ctx.keep_best() else (UNRANKED_L2,)
     result = LoopResult()
     t0 = time.perf_counter()
 
@@ -205,8 +213,8 @@ def solve_head(ctx: RunContext, features: dict[str, np.ndarray]):
 
     solver = L2Solver(head, task.loss, x, y, on_eval=count)
     best_vec, since_best = solver.get(), 0
-    with progress.bar("solve head", total=len(L2_PATH)) as pbar:
-        for k, value in enumerate(L2_PATH):
+    with progress.bar("solve head", total=len(path)) as pbar:
+        for k, value in enumerate(path):
             fit = solver.solve(value)
             t_eval = time.perf_counter()
             score = ctx.score(head_logits(head, val_x))
@@ -223,7 +231,7 @@ def solve_head(ctx: RunContext, features: dict[str, np.ndarray]):
             if not better:
                 since_best += 1
                 if since_best >= PATH_PATIENCE:
-                    result.stopped_early = k < len(L2_PATH) - 1
+                    result.stopped_early = k < len(path) - 1
                     break
     solver.set(best_vec)
     result.kept_step = result.best_step
@@ -242,10 +250,15 @@ def use_solver(cfg, task) -> bool:
     return not head_from_labels(cfg, task) and not cfg.checkpoint_every and not cfg.resume
 
 
+def head_solver_field():
+    """``--head-solver``, shared by the strategies that train a head on fixed features (probe, fewshot)."""
+    return Field("auto", description="probe, fewshot: lbfgs (the head solved on all of train at once, L2 chosen "
+                                     "on validation), sgd (the training loop) or auto (lbfgs unless the head "
+                                     "starts from --labels)")
+
+
 class ProbeOptions(StrategyOptions):
-    head_solver: Literal["auto", "lbfgs", "sgd"] = Field(
-        "auto", description="probe: lbfgs (the head solved on all of train at once, L2 chosen on validation), sgd "
-                            "(the training loop) or auto (lbfgs unless the head starts from --labels)")
+    head_solver: Literal["auto", "lbfgs", "sgd"] = head_solver_field()
 
 
 @register

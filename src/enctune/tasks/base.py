@@ -89,6 +89,7 @@ class Task:
     label_space: ClassVar[str] = "classes"
     calibrates: ClassVar[bool] = False  # softmax outputs: temperature scaling, ECE, abstaining, refinement
     label_heads: ClassVar[bool] = False  # a head can start from the labels' descriptions (--init-head labels)
+    unit_heads: ClassVar[bool] = False  # a head can read unit-length vectors (options "head": "unit")
     zero_shot: ClassVar[bool] = False  # classifiable from label descriptions with nothing trained
     pipeline_tag: ClassVar[str | None] = None  # the model card's Hugging Face pipeline tag; None: from level
     pairs_optional: ClassVar[bool] = False  # trained on pairs, yet a single text predicts too (its embedding)

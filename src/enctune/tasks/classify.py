@@ -1,6 +1,7 @@
 """``classify``: one label per text (or text pair), of a fixed set of classes.
 
-Head: dropout then a linear layer, logits z = W h + b with h the pooled vector (B, H); or a
+Head: dropout then a linear layer, logits z = W h + b with h the pooled vector (B, H); or the
+same on h / ||h|| (``"head": "unit"``, the L2-solved head on frozen features); or a
 cosine head started from label descriptions (``"head": "cosine"``), or a checkpoint's
 masked-LM head read at a mask token (``"head": "cloze"``, zeroshot's cloze mode).
 Loss: cross-entropy, optionally with class weights (``balanced``: w_c = N / (C * n_c),
@@ -45,7 +46,7 @@ class ClozeOptions(TaskOptions):
 
 
 class ClassifyOptions(TaskOptions):
-    head: Literal["linear", "cosine", "cloze"] | None = None
+    head: Literal["linear", "unit", "cosine", "cloze"] | None = None
     cloze: ClozeOptions | None = None
 
 
@@ -56,6 +57,7 @@ class ClassifyTask(Task):
     label_space = "classes"
     calibrates = True
     label_heads = True
+    unit_heads = True
     zero_shot = True
     detect_order = 100  # the fallback: every other task is asked first
     hf_problem_types = (None, "single_label_classification")
@@ -106,7 +108,7 @@ class ClassifyTask(Task):
     def record_head(self, head) -> None:
         """Whether the trained head is a cosine head (started from label descriptions) or a cloze head
         (zeroshot's, its settings in options["cloze"]); a ladder's rungs may have built either before."""
-        from .heads import ClozeHead, CosineLinear  # lazy: torch (~2 s), only when a model is built
+        from .heads import ClozeHead, CosineLinear, UnitNorm  # lazy: torch (~2 s), only when a model is built
 
         if isinstance(head, ClozeHead):
             self.options["head"] = "cloze"
@@ -114,6 +116,8 @@ class ClassifyTask(Task):
         self.options.pop("cloze", None)
         if any(isinstance(m, CosineLinear) for m in head.modules()):
             self.options["head"] = "cosine"
+        elif any(isinstance(m, UnitNorm) for m in head.modules()):
+            self.options["head"] = "unit"
         else:
             self.options.pop("head", None)
 

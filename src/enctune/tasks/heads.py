@@ -30,6 +30,18 @@ class PairFeatures(nn.Module):
         return torch.cat([u, v, (u - v).abs(), u * v], dim=-1)
 
 
+class UnitNorm(nn.Module):
+    """h / ||h|| (B, H) -> (B, H): the head reads directions only, as a sentence encoder trained with a cosine
+    objective means its vectors to be read. A linear layer after it is logistic regression on unit vectors,
+    where the vectors' lengths (which vary with the text, not the class) cannot sway the classes. Measured
+    with the L2-solved head on the default encoder's features, 8 examples a class, 5 seeds
+    (BENCHMARKS.md "few-shot suite"): financial_phrasebank 0.751 against 0.674 on raw vectors, the other
+    four data sets level or up to a point higher."""
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return F.normalize(h, dim=-1)
+
+
 class CosineLinear(nn.Module):
     """Logits from cosine similarity: z_c = s * cos(h, w_c) + b_c, h (B, H), w (C, H).
 
@@ -101,13 +113,15 @@ class CosinePairHead(nn.Module):
 
 
 def linear_head(hidden_size: int, outputs: int, dropout: float, pair_mode: str, kind: str = "linear") -> nn.Module:
-    """Dropout + linear (or cosine: ``CosineLinear``), over the pooled vector (or the combined pair of
-    vectors when encoded apart)."""
+    """Dropout + linear (or cosine: ``CosineLinear``; or ``unit``: linear on the unit-length vector,
+    ``UnitNorm``), over the pooled vector (or the combined pair of vectors when encoded apart)."""
     if kind == "cosine":
         if pair_mode == "bi":
             raise UserError("a head started from label descriptions scores one text against each label; it "
                             "does not take text pairs encoded apart (use --pair-mode cross or --init-head random).")
         return nn.Sequential(nn.Dropout(dropout), CosineLinear(hidden_size, outputs))
+    if kind == "unit" and pair_mode != "bi":
+        return nn.Sequential(nn.Dropout(dropout), UnitNorm(), nn.Linear(hidden_size, outputs))
     if pair_mode == "bi":
         return nn.Sequential(PairFeatures(), nn.Dropout(dropout), nn.Linear(4 * hidden_size, outputs))
     return nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden_size, outputs))
