@@ -3,7 +3,7 @@ the same labelled samples of several datasets.
 
     python -m bench.fewshot [--datasets sst2,ag_news,trec,financial_phrasebank,goemotions]
                             [--shots 8,64] [--seeds 0,1,2,3,4] [--tools setfit,st_lr,enctune_fewshot,...]
-                            [--test-rows 2000] [--out bench/results/fewshot-suite]
+                            [--test-rows 2000] [--out bench/results/fewshot-suite] [--merge RESULTS.json,...]
                             [--data-root ../shared/data] [--precision auto] [--timeout SECONDS] [--keep-work]
 
 For each (dataset, shots, seed) the same ``shots`` examples per class are drawn from the
@@ -30,6 +30,10 @@ test predictions. Imports are not timed for any tool (SetFit's and sentence-tran
 happen at import, before the clock; enctune's deferred ones are made ahead of it by
 ``preload_enctune``). Every worker runs with ``HF_HUB_OFFLINE=1``, its own empty
 ``ENCTUNE_CACHE`` and ``torch.manual_seed(42)``.
+
+``--merge`` adds the runs of earlier ``results.json`` files (their commands are kept in
+``merged``), so that a suite cut into parts (seeds, or the slow datasets apart) reports as one;
+a run of the same tool, dataset, shots and seed in this invocation replaces the merged one.
 
 Writes ``results.json`` (command, settings, machine, every run) and ``results.md`` (per
 dataset and shots: test accuracy mean ± std over the seeds and mean wall seconds per tool,
@@ -74,7 +78,7 @@ def labelled_rows(rows: list[dict]) -> list[dict]:
     return [{"text": r["text"], "label": str(r["label"])} for r in rows]
 
 
-def test_sample(rows: list[dict], limit: int | None) -> list[dict]:
+def scored_rows(rows: list[dict], limit: int | None) -> list[dict]:
     """All test rows up to ``limit``; above it a ``random.Random(42)`` shuffle's prefix (the same for every tool)."""
     if limit is None or len(rows) <= limit:
         return rows
@@ -286,12 +290,14 @@ def summarize(runs: list[dict], datasets: list[str], shots: list[int], tools: li
 def _cell(c: dict) -> str:
     if not c.get("runs"):
         return "-"
-    return f"{c['test_accuracy']:.3f} ± {c['test_accuracy_std']:.3f} ({c['wall_seconds']:.0f} s)"
+    spread = f" ± {c['test_accuracy_std']:.3f}" if c["runs"] > 1 else ""
+    return f"{c['test_accuracy']:.3f}{spread} ({c['wall_seconds']:.0f} s)"
 
 
 def render(result: dict) -> str:
     tools = result["tools"]
-    lines = [f"`{result['command']}`", "",
+    lines = [f"`{c}`" + ("" if i == len(result.get("merged", [])) else " (merged)")
+             for i, c in enumerate([*result.get("merged", []), result["command"]])] + ["",
              f"Seeds {result['seeds']}; test = the whole test split up to {result['test_rows']} rows (a fixed "
              "seeded sample above that); cell = test accuracy mean ± std over the seeds (mean wall seconds: model "
              "load, training and test prediction). No tool gets a validation split; labels as in the data, except "
@@ -300,7 +306,9 @@ def render(result: dict) -> str:
         lines += [f"### {k} examples per class", "", "| dataset | " + " | ".join(tools) + " |",
                   "| --- |" + " --- |" * len(tools)]
         for ds, row in block["datasets"].items():
-            lines.append(f"| {ds} | " + " | ".join(_cell(row[t]) for t in tools) + " |")
+            seeds = sorted({x for c in row.values() for x in c["seeds"]})
+            lines.append(f"| {ds} (seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}) | "
+                         + " | ".join(_cell(row[t]) for t in tools) + " |")
             published = PUBLISHED.get((ds, int(k)))
             if published:
                 lines.append(f"| {ds}: {published[0]} | {published[1]:.3f} (published, not run here) |"
@@ -314,7 +322,7 @@ def render(result: dict) -> str:
         strategies = {t: sorted({s for row in block["datasets"].values() for s in row[t]["strategies"]})
                       for t in tools if t.startswith("enctune_auto")}
         lines += [""] + [f"{t} ran: {', '.join(s)}." for t, s in strategies.items() if s] + [""]
-    failed = [r for r in result["runs"] if r["status"] != "ok"]
+    failed = [r for r in result.get("all_runs", result["runs"]) if r["status"] != "ok"]
     if failed:
         lines += ["Failed runs:", ""] + [f"- {r['tool']} {r['dataset']} shots {r['shots']} seed {r['seed']}: "
                                           f"{r.get('error')}" for r in failed] + [""]
@@ -341,7 +349,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["--worker"]:
         return worker(argv[1], json.loads(argv[2]))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--datasets", default=",".join(DATASETS), help="folders of --data-root, comma-separated")
+    ap.add_argument("--datasets", default=",".join(DATASETS),
+                    help="folders of --data-root, comma-separated ('' with --merge: only merge)")
     ap.add_argument("--shots", default="8,64", help="examples per class, comma-separated")
     ap.add_argument("--seeds", default="0,1,2,3,4", help="sampling (and training) seeds, comma-separated")
     ap.add_argument("--tools", default=",".join(DEFAULT_TOOLS), help=f"comma-separated, of: {', '.join(TOOLS)}")
@@ -351,9 +360,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--precision", default="auto", help="enctune's --precision (SetFit trains in fp32)")
     ap.add_argument("--timeout", type=float, default=3600, help="seconds per run")
     ap.add_argument("--keep-work", action="store_true", help="keep the work folder (samples, runs, logs)")
+    ap.add_argument("--merge", default="", help="earlier results.json files whose runs join this report")
     a = ap.parse_args(argv)
     datasets, tools = _csv(a.datasets), _csv(a.tools)
+    earlier = [json.loads(Path(f).read_text()) for f in _csv(a.merge)]
     shots, seeds = [int(x) for x in _csv(a.shots)], [int(x) for x in _csv(a.seeds)]
+    if not datasets:  # only merging: the report covers what the parts ran
+        shots, seeds = [], []
+    mine = {"datasets": list(datasets), "shots": list(shots), "seeds": list(seeds), "tools": list(tools)}
     unknown = [t for t in tools if split_tool(t)[0] not in TOOLS or (split_tool(t)[1] and t.startswith(("setfit", "st_")))]
     if unknown:
         ap.error(f"--tools: unknown {', '.join(unknown)}; known: {', '.join(TOOLS)}")
@@ -372,21 +386,39 @@ def main(argv: list[str] | None = None) -> int:
     result = {"command": ("python -m bench.fewshot " + " ".join(argv)).strip(), "datasets": datasets, "shots": shots,
               "seeds": seeds, "tools": tools, "encoder": encoder, "precision": a.precision,
               "test_rows": a.test_rows, "machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
-              "sizes": {}, "runs": []}
+              "sizes": {}, "runs": [], "merged": [e["command"] for e in earlier]}
+    for e in earlier:  # what the report covers: every dataset, shots, seed and tool of every part
+        for key in ("datasets", "shots", "seeds", "tools"):
+            result[key] = result[key] + [x for x in e[key] if x not in result[key]]
+        result["sizes"].update(e.get("sizes", {}))
+    merged = [r for e in earlier for r in e.get("all_runs", e["runs"])]
+
+    def record(r=None):
+        mine = result["runs"] + ([r] if r else [])
+        fresh = {(x["dataset"], x["shots"], x["seed"], x["tool"]) for x in mine}
+        kept = [x for x in merged if (x["dataset"], x["shots"], x["seed"], x["tool"]) not in fresh]
+        if r:
+            result["runs"].append(r)
+        result["all_runs"] = kept + result["runs"]
+        result["summary"] = summarize(result["all_runs"], result["datasets"], sorted(result["shots"]),
+                                      result["tools"])
+        write_outputs(out, result)
+
+    record()
     try:
         # seeds outermost, so that a suite cut short still holds every dataset and tool at the first seeds
-        for seed in seeds:
-            for k in shots:
-                for ds in datasets:
+        for seed in mine["seeds"]:
+            for k in mine["shots"]:
+                for ds in mine["datasets"]:
                     src = Path(a.data_root) / ds
                     train_rows = labelled_rows(read_jsonl(src / "train.jsonl"))
-                    test = test_sample(labelled_rows(read_jsonl(src / "test.jsonl")), a.test_rows)
+                    test = scored_rows(labelled_rows(read_jsonl(src / "test.jsonl")), a.test_rows)
                     where = work / f"{ds}-{k}-shot-seed{seed}"
                     write_jsonl(where / "train.jsonl", sample_per_class(train_rows, k, seed))
                     write_jsonl(where / "test.jsonl", test)
                     result["sizes"][f"{ds}/{k}"] = {"train": len(read_jsonl(where / "train.jsonl")),
                                                     "test": len(test), "classes": len({r["label"] for r in train_rows})}
-                    for tool in tools:  # interleaved per sample, so drift in the machine's speed is shared
+                    for tool in mine["tools"]:  # interleaved per sample, so drift in the machine's speed is shared
                         run_dir = where / "".join(c if c.isalnum() or c in "-_" else "_" for c in tool)
                         run_dir.mkdir(parents=True, exist_ok=True)
                         args = {"dataset": ds, "train": str(where / "train.jsonl"), "test": str(where / "test.jsonl"),
@@ -396,9 +428,7 @@ def main(argv: list[str] | None = None) -> int:
                         r = spawn(tool, args, where / f"{run_dir.name}.log", a.timeout)
                         print(f"  {r['status']}: accuracy {r.get('test_accuracy')}, {r.get('wall_seconds')} s"
                               + (f" ({r.get('error')})" if r["status"] != "ok" else ""), file=sys.stderr, flush=True)
-                        result["runs"].append(r)
-                        result["summary"] = summarize(result["runs"], datasets, shots, tools)
-                        write_outputs(out, result)
+                        record(r)
                         if not a.keep_work:
                             shutil.rmtree(run_dir, ignore_errors=True)
     finally:

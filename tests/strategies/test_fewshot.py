@@ -106,6 +106,31 @@ def test_fewshot_trains_reloads_and_pulls_classes_together(tiny_bert_std, tmp_pa
     assert after > before + 0.05, (before, after)
 
 
+def test_the_head_is_solved_on_unit_vectors_at_one_strength_when_validation_is_too_small(tiny_bert_std, tmp_path):
+    from enctune.strategies.probe import L2_PATH, UNRANKED_L2
+
+    data = write_jsonl(tmp_path / "train.jsonl", make_rows(24, seed=1))  # 10% carved: 2 rows, too few to rank
+    run = enctune.train(data=str(data), out=str(tmp_path / "r"), model=str(tiny_bert_std), **FAST)
+    hist = run.metrics["history"]
+    assert [h["l2"] for h in hist] == [UNRANKED_L2] and hist[0]["iterations"] >= 1
+    meta = json.loads((tmp_path / "r" / "model" / "enctune.json").read_text())
+    assert meta["task_options"]["head"] == "unit"
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["head_solver"] == "lbfgs"
+    texts = [r["text"] for r in make_rows(6, seed=9)]
+    np.testing.assert_allclose(run.predictor.predict_proba(texts), enctune.load(tmp_path / "r").predict_proba(texts),
+                               atol=1e-6)
+    # a validation split big enough to rank with walks the path of strengths instead
+    d = tmp_path / "ranked"
+    write_jsonl(d / "train.jsonl", make_rows(24, seed=1))
+    write_jsonl(d / "validation.jsonl", make_rows(60, seed=2))
+    walked = enctune.train(data=str(d), out=str(tmp_path / "w"), model=str(tiny_bert_std), **FAST)
+    assert [h["l2"] for h in walked.metrics["history"]] == list(L2_PATH[:len(walked.metrics["history"])])
+    assert len(walked.metrics["history"]) >= 3
+    # and the loop-trained head is still there when asked for
+    sgd = enctune.train(data=str(data), out=str(tmp_path / "s"), model=str(tiny_bert_std), head_solver="sgd", **FAST)
+    assert all("l2" not in h for h in sgd.metrics["history"]) and len(sgd.metrics["history"]) > 1
+
+
 def test_same_seed_same_run(tiny_bert_std, tmp_path):
     data = write_jsonl(tmp_path / "train.jsonl", make_rows(24, seed=1))
     kw = {**FAST, "fewshot_pairs": 64}

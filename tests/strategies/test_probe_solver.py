@@ -31,6 +31,15 @@ def test_l2_solver_matches_logistic_regression():
     assert np.abs(ours - ref.predict_proba(x)).max() < 2e-3
 
 
+def test_a_unit_head_reads_directions_only():
+    from enctune.tasks.heads import linear_head
+
+    head = linear_head(8, 3, 0.0, "cross", "unit").eval()
+    h = torch.randn(5, 8)
+    assert torch.allclose(head(h), head(h * torch.tensor([[0.5], [2.0], [7.0], [1.0], [30.0]])), atol=1e-5)
+    assert not torch.allclose(linear_head(8, 3, 0.0, "cross").eval()(h), linear_head(8, 3, 0.0, "cross").eval()(2 * h))
+
+
 def _train(tiny_bert, data, out, **kw):
     return enctune.train(data=str(data), out=str(out), model=str(tiny_bert), strategy="probe", **kw)
 

@@ -34,9 +34,9 @@ class UnitNorm(nn.Module):
     """h / ||h|| (B, H) -> (B, H): the head reads directions only, as a sentence encoder trained with a cosine
     objective means its vectors to be read. A linear layer after it is logistic regression on unit vectors,
     where the vectors' lengths (which vary with the text, not the class) cannot sway the classes. Measured
-    with the L2-solved head on the default encoder's features, 8 examples a class, 5 seeds
-    (BENCHMARKS.md "few-shot suite"): financial_phrasebank 0.751 against 0.674 on raw vectors, the other
-    four data sets level or up to a point higher."""
+    with logistic regression on the default encoder's vectors, 8 examples a class, 5 seeds
+    (``python -m bench.head_l2``, BENCHMARKS.md): financial_phrasebank 0.751 on unit vectors against at best
+    0.674 on raw ones, the other four data sets level or up to a point higher."""
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return F.normalize(h, dim=-1)
