@@ -309,7 +309,7 @@ class FewshotStrategy(Strategy):
         """The task's head on fixed features, as ``probe`` trains it: solved full-batch (``probe.solve_head``)
         unless it starts from label descriptions, else by the loop with the probe's settings for this task."""
         if use_solver(ctx.cfg, ctx.task):
-            return solve_head(ctx, features)
+            return solve_head(ctx, features, unit=True)
         d = ctx.task.defaults.get("probe", {})
         return train_head(ctx, features, d.get("epochs", ProbeStrategy.epochs), d.get("lr", ProbeStrategy.lr),
                           d.get("batch_size", ProbeStrategy.batch_size))

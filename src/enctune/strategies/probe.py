@@ -180,13 +180,14 @@ class L2Solver:
         return fit
 
 
-def solve_head(ctx: RunContext, features: dict[str, np.ndarray]):
+def solve_head(ctx: RunContext, features: dict[str, np.ndarray], unit: bool = False):
     """The head fitted on the whole training set at once: for each L2 strength on ``L2_PATH`` (a penalty
     ``strength * ||W||^2`` on the weight matrices, added to the task's mean loss), L-BFGS to convergence,
     each solve starting from the previous one; the strength with the best validation score is kept. When
     the validation split is too small to rank with (a few rows carved from a few dozen), ``UNRANKED_L2``
-    alone is solved. Where the task allows, the head reads unit-length vectors (``heads.UnitNorm``):
-    logistic regression on the directions a sentence encoder was trained to compare.
+    alone is solved. With ``unit`` (fewshot's head) and where the task allows, the head reads unit-length
+    vectors (``heads.UnitNorm``): logistic regression on the directions a sentence encoder was trained to
+    compare. The probe's own head keeps raw vectors until its runs on larger data are measured with them.
 
     A linear head on fixed features is a convex problem (logistic, softmax or squared loss): it has one
     answer per strength, which full-batch L-BFGS finds in a few hundred cheap steps, with no learning rate,
@@ -199,7 +200,7 @@ def solve_head(ctx: RunContext, features: dict[str, np.ndarray]):
     from ..training.loop import LoopResult  # lazy: torch (~2 s)
 
     task = ctx.task
-    head, _ = ctx.build_head(unit=True)
+    head, _ = ctx.build_head(unit=unit)
     x, y = torch.from_numpy(features["train"]), ctx.targets["train"]
     val_x = features["validation"]
     path = L2_PATH if ctx.keep_best() else (UNRANKED_L2,)
