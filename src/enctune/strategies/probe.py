@@ -204,7 +204,7 @@ def solve_head(ctx: RunContext, features: dict[str, np.ndarray], unit: bool = Fa
     x, y = torch.from_numpy(features["train"]), ctx.targets["train"]
     val_x = features["validation"]
     # too small a validation to rank: one strength, 3e-3 on unit vectors, the path's strongest on raw ones (on raw
-    # vectors, bench.head_l2: 0.1 was best or within a point on four data sets of five)
+    # vectors, bench.head_l2: 0.1 was best or within a point of the best on all five data sets)
     path = L2_PATH if ctx.keep_best() else ((UNRANKED_L2,) if unit else L2_PATH[:1])
     result = LoopResult()
     t0 = time.perf_counter()
