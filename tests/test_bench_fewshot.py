@@ -6,8 +6,16 @@ import json
 
 import pytest
 
-from bench.fewshot import (DATASETS, DESCRIPTIONS, TOOLS, descriptions, labelled_rows, split_tool, summarize,
-                           scored_rows)
+from bench.fewshot import (
+    DATASETS,
+    DESCRIPTIONS,
+    TOOLS,
+    descriptions,
+    labelled_rows,
+    scored_rows,
+    split_tool,
+    summarize,
+)
 from enctune.strategies.labels import parse_descriptions
 
 
