@@ -10,7 +10,7 @@ import pytest
 
 import enctune
 from enctune.encoders import Encoder
-from enctune.strategies.fewshot import pair_count, sample_pairs
+from enctune.strategies.fewshot import MAX_PAIRS, MIN_PAIRS, pair_count, sample_pairs
 
 from ..conftest import make_rows, write_jsonl
 
@@ -54,9 +54,18 @@ def test_pairs_are_balanced(n_classes, sizes, n_pairs):
     assert not np.array_equal(a, sample_pairs(labels, n_pairs, seed=4)[0])
 
 
-def test_pair_count_scales_with_the_data():
-    assert pair_count(4) == 200 and pair_count(16) == 320 and pair_count(10_000) == 4000
-    assert pair_count(16, 50) == 50
+def test_pair_count_draws_every_distinct_pair_once():
+    # 48 examples over 6 classes: 960 distinct negative pairs (48^2 * 5/6 / 2), so 1,920 draws (half negative)
+    assert pair_count(48, 6) == 1920
+    labels = np.repeat(np.arange(6), 8)
+    a, b, t = sample_pairs(labels, pair_count(48, 6), seed=0)
+    negatives = {tuple(sorted(p)) for p in zip(a[t == 0].tolist(), b[t == 0].tolist(), strict=True)}
+    positives = {tuple(sorted(p)) for p in zip(a[t == 1].tolist(), b[t == 1].tolist(), strict=True)}
+    assert len(negatives) == 960 and len(positives) == 6 * 28  # every distinct pair of both kinds
+    # more classes, more pairs for the same examples; floors and the cap; a given count wins
+    assert pair_count(48, 2) < pair_count(48, 6) < pair_count(48, 28)
+    assert pair_count(4, 2) == MIN_PAIRS and pair_count(16, 2) == 20 * 16 and pair_count(10_000, 3) == MAX_PAIRS
+    assert pair_count(16, 2, 50) == 50
 
 
 def test_a_class_of_one_gets_negatives_only():
@@ -126,6 +135,9 @@ def test_the_head_is_solved_on_unit_vectors_at_one_strength_when_validation_is_t
     walked = enctune.train(data=str(d), out=str(tmp_path / "w"), model=str(tiny_bert_std), **FAST)
     assert [h["l2"] for h in walked.metrics["history"]] == list(L2_PATH[:len(walked.metrics["history"])])
     assert len(walked.metrics["history"]) >= 3
+    # --head-l2 solves the strength it names, and no other, even where validation could rank
+    given = enctune.train(data=str(d), out=str(tmp_path / "g"), model=str(tiny_bert_std), head_l2=0.05, **FAST)
+    assert [h["l2"] for h in given.metrics["history"]] == [0.05]
     # and the loop-trained head is still there when asked for
     sgd = enctune.train(data=str(data), out=str(tmp_path / "s"), model=str(tiny_bert_std), head_solver="sgd", **FAST)
     assert all("l2" not in h for h in sgd.metrics["history"]) and len(sgd.metrics["history"]) > 1

@@ -17,8 +17,13 @@ both through the one training loop:
    that more than two classes cannot have and that tears the pre-trained space apart.
    Sampling is balanced: every class gets the same number of positive pairs and every pair
    of classes the same number of negative pairs (see ``sample_pairs``), so a large class
-   does not dominate the geometry. The number of pairs is ``--fewshot-pairs`` or
-   PAIRS_PER_EXAMPLE per training example (at least MIN_PAIRS, at most MAX_PAIRS), seen
+   does not dominate the geometry. The number of pairs is ``--fewshot-pairs``, else
+   enough to draw every distinct pair once (``pair_count``: N^2 (1 - 1/C) for N examples
+   over C balanced classes, twice the distinct negative pairs since half are positive),
+   at least PAIRS_PER_EXAMPLE per example and MIN_PAIRS, at most MAX_PAIRS. So the count
+   grows with the number of classes: 20 per example had TREC (6 classes, 8 a class) see
+   a third of its distinct pairs, and drawing 2,000 instead of 960 gained 12.2 points
+   (BENCHMARKS.md, few-shot suite ablation). The pairs are seen
    once (one epoch) at a small learning rate: with 16 examples, more steps or a larger rate
    overfit the few texts and lose what the pre-trained encoder knew. ``--epochs``, ``--lr``
    and ``--batch-size`` set this phase. The word embeddings stay fixed (as in ``full``).
@@ -65,12 +70,12 @@ from .base import (
     one_input_classes,
 )
 from .full import non_embedding_params
-from .probe import ProbeStrategy, head_solver_field, solve_head, train_head, use_solver
+from .probe import ProbeStrategy, head_l2_field, head_solver_field, solve_head, train_head, use_solver
 from .registry import register
 
 PAIRS_PER_EXAMPLE = 20
 MIN_PAIRS = 200
-MAX_PAIRS = 4000
+MAX_PAIRS = 8000  # ~7 minutes of pair tuning for the default encoder on this project's 2-core CPU
 ENUMERATE_MAX = 200_000  # candidate pairs per group listed outright; above, pairs are drawn at random
 EVAL_ROWS = 2000  # validation rows the centroid score reads at most (a seeded subset beyond)
 # Pairs train at this share of full fine-tuning's rate per token: their batches are not length-bucketed, so
@@ -78,9 +83,15 @@ EVAL_ROWS = 2000  # validation rows the centroid score reads at most (a seeded s
 PAIR_EFFICIENCY = 0.55
 
 
-def pair_count(n_train: int, given: int | None = None) -> int:
-    """``given``, else PAIRS_PER_EXAMPLE per example within [MIN_PAIRS, MAX_PAIRS]."""
-    return given or min(max(PAIRS_PER_EXAMPLE * n_train, MIN_PAIRS), MAX_PAIRS)
+def pair_count(n_train: int, classes: int, given: int | None = None) -> int:
+    """``given``, else the pairs that draw every distinct pair of ``n_train`` examples over ``classes``
+    balanced classes once: half the draws are negative, and there are N^2 (1 - 1/C) / 2 distinct negative
+    pairs (more than the N (N/C - 1) / 2 positive ones), so N^2 (1 - 1/C) draws. At least PAIRS_PER_EXAMPLE
+    per example and MIN_PAIRS, at most MAX_PAIRS."""
+    if given:
+        return given
+    every = int(n_train * n_train * (1 - 1 / max(classes, 2)))
+    return min(max(every, PAIRS_PER_EXAMPLE * n_train, MIN_PAIRS), MAX_PAIRS)
 
 
 def _spread(k: int, groups: int, rng: np.random.Generator) -> np.ndarray:
@@ -163,9 +174,10 @@ def centroid_accuracy(encoder, train_tokens, train_y: np.ndarray, val_tokens, va
 
 
 class FewshotOptions(StrategyOptions):
-    fewshot_pairs: int | None = Field(None, ge=2, description="fewshot: contrastive pairs to draw [20 per example, "
-                                                              f"{MIN_PAIRS}-{MAX_PAIRS}]")
+    fewshot_pairs: int | None = Field(None, ge=2, description="fewshot: contrastive pairs to draw [every distinct "
+                                                              f"pair once, {MIN_PAIRS}-{MAX_PAIRS}]")
     head_solver: Literal["auto", "lbfgs", "sgd"] = head_solver_field()
+    head_l2: float | None = head_l2_field()
 
 
 @register
@@ -187,7 +199,7 @@ class FewshotStrategy(Strategy):
     @classmethod
     def estimate(cls, facts: CostFacts) -> Estimate:
         """Each pair is two texts through a training step, then one frozen pass over every split."""
-        pairs = pair_count(facts.train_examples, getattr(facts.options, "fewshot_pairs", None))
+        pairs = pair_count(facts.train_examples, facts.labels, getattr(facts.options, "fewshot_pairs", None))
         per_text = facts.train_tokens / max(facts.train_examples, 1)
         return Estimate(cls.name, pairs * 2 * per_text / (facts.rate() * PAIR_EFFICIENCY) + facts.forward_seconds()
                         + START_SECONDS,
@@ -200,7 +212,8 @@ class FewshotStrategy(Strategy):
         all_but_word_embeddings(network, cfg.freeze_embeddings)
 
     def resolved(self, cfg, task, n_train):
-        return {**super().resolved(cfg, task, n_train), "fewshot_pairs": pair_count(n_train, cfg.fewshot_pairs),
+        return {**super().resolved(cfg, task, n_train), "fewshot_pairs": pair_count(n_train, len(task.labels),
+                                                                                      cfg.fewshot_pairs),
                 "head_solver": "lbfgs" if use_solver(cfg, task) else "sgd"}
 
     def run(self, ctx: RunContext) -> StrategyResult:
@@ -240,7 +253,7 @@ class FewshotStrategy(Strategy):
         epochs, lr, batch_size = self.hyper(cfg, ctx.task)
         tokens = ctx.tokens["train"]
         y = ctx.targets["train"].numpy()
-        a, b, t = sample_pairs(y, pair_count(len(y), cfg.fewshot_pairs), cfg.seed)
+        a, b, t = sample_pairs(y, pair_count(len(y), len(np.unique(y)), cfg.fewshot_pairs), cfg.seed)
         target = torch.from_numpy(t)
         model = TaskModel(enc, PairCosine())
         self.select_trainable(cfg, enc.model, enc.num_layers)

@@ -185,7 +185,7 @@ def solve_head(ctx: RunContext, features: dict[str, np.ndarray], unit: bool = Fa
     ``strength * ||W||^2`` on the weight matrices, added to the task's mean loss), L-BFGS to convergence,
     each solve starting from the previous one; the strength with the best validation score is kept. When
     the validation split is too small to rank with (a few rows carved from a few dozen), ``UNRANKED_L2``
-    alone is solved. With ``unit`` (fewshot's head) and where the task allows, the head reads unit-length
+    alone is solved; ``--head-l2`` solves the strength it gives and no other. With ``unit`` (fewshot's head) and where the task allows, the head reads unit-length
     vectors (``heads.UnitNorm``): logistic regression on the directions a sentence encoder was trained to
     compare. The probe's own head keeps raw vectors until its runs on larger data are measured with them.
 
@@ -205,7 +205,8 @@ def solve_head(ctx: RunContext, features: dict[str, np.ndarray], unit: bool = Fa
     val_x = features["validation"]
     # too small a validation to rank: one strength, 3e-3 on unit vectors, the path's strongest on raw ones (on raw
     # vectors, bench.head_l2: 0.1 was best or within a point of the best on all five data sets)
-    path = L2_PATH if ctx.keep_best() else ((UNRANKED_L2,) if unit else L2_PATH[:1])
+    fixed = getattr(ctx.cfg, "head_l2", None)
+    path = (fixed,) if fixed else L2_PATH if ctx.keep_best() else ((UNRANKED_L2,) if unit else L2_PATH[:1])
     result = LoopResult()
     t0 = time.perf_counter()
 
@@ -261,8 +262,15 @@ def head_solver_field():
                                      "starts from --labels)")
 
 
+def head_l2_field():
+    """``--head-l2``, shared like ``head_solver_field``."""
+    return Field(None, gt=0, description="probe, fewshot: the solved head's one L2 strength (penalty strength * "
+                                         "||W||^2 on the mean loss) [chosen on validation along 0.1 ... 1e-5]")
+
+
 class ProbeOptions(StrategyOptions):
     head_solver: Literal["auto", "lbfgs", "sgd"] = head_solver_field()
+    head_l2: float | None = head_l2_field()
 
 
 @register
