@@ -7,7 +7,7 @@ import pytest
 import enctune
 from enctune.cli import main
 from enctune.config import make_config
-from enctune.select import applies
+from enctune.select import MAX_FOLDS, applies
 from enctune.steps import read
 
 from .conftest import make_rows, write_jsonl
@@ -50,7 +50,7 @@ def test_auto_keeps_the_best_cross_validated_candidate_and_prints_the_table(few,
     kept = [r for r in table if r["status"].endswith("kept")]
     assert len(kept) == 1 and kept[0]["cv_mean"] == max(r["cv_mean"] for r in scored)
     assert metrics["strategy"] == kept[0]["strategy"] and "cross-validated" in metrics["strategy_reason"]
-    assert all(r["folds"] == 5 for r in scored)  # 8 a class, carved validation rows included
+    assert all(r["folds"] == MAX_FOLDS == 3 for r in scored)  # 8 a class: at most 3 folds
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     for key, value in kept[0]["settings"].items():
         assert config[key] == value  # the kept candidate's settings are the run's

@@ -54,6 +54,18 @@ def pair_loss(cos: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.mse_loss(cos, target)
 
 
+def batch_pair_loss(u: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """``pair_loss`` over every pair of a batch: u (B, H) pooled vectors, labels (B,) class ids. The B (B-1) / 2
+    pairs i < j put cos(u_i, u_j) at 1 (same label) or 0 (different); positives and negatives weigh half each
+    (a batch of many classes holds far more negatives). A batch without a positive pair is all negatives."""
+    z = torch.nn.functional.normalize(u.float(), dim=-1)
+    cos = z @ z.T
+    upper = torch.ones_like(cos, dtype=torch.bool).triu(1)
+    same = labels[:, None] == labels[None, :]
+    parts = [sq.mean() for sq in ((cos[same & upper] - 1) ** 2, cos[~same & upper] ** 2) if sq.numel()]
+    return sum(parts) / len(parts)
+
+
 class HeadModel(nn.Module):
     """The head alone, over pooled features (B, H) -> logits (B, C)."""
 

@@ -68,6 +68,35 @@ def test_pair_count_draws_every_distinct_pair_once():
     assert pair_count(16, 2, 50) == 50
 
 
+def test_batch_pair_loss_scores_every_pair_of_the_batch():
+    import torch
+
+    from enctune.model import batch_pair_loss
+
+    e0, e1 = [1.0, 0.0], [0.0, 1.0]
+    # pairs (0, 1) same label at cos 1, (0, 2) and (1, 2) different at cos 0: nothing to learn
+    assert batch_pair_loss(torch.tensor([e0, e0, e1]), torch.tensor([0, 0, 1])).item() == 0.0
+    # one positive at cos 0 (squared distance 1) and no negative: 1
+    assert batch_pair_loss(torch.tensor([e0, e1]), torch.tensor([3, 3])).item() == pytest.approx(1.0)
+    # the positive (0, 1) is right, both negatives at cos 1: the negatives' mean (1) weighs half
+    assert batch_pair_loss(torch.tensor([e0, e0, e0]), torch.tensor([0, 0, 1])).item() == pytest.approx(0.5)
+    # scale does not matter: cosines
+    assert batch_pair_loss(torch.tensor([[3.0, 0.0], [0.0, 0.5]]), torch.tensor([0, 1])).item() == 0.0
+
+
+def test_pass_batches_lay_whole_passes_end_to_end():
+    from enctune.training.batching import PassBatches
+
+    sampler = PassBatches(10, 3, 4, seed=1)
+    rows = [i for batch in sampler for i in batch]
+    assert len(sampler) == 8 and len(rows) == 30
+    for p in range(3):  # every pass holds every row once
+        assert sorted(rows[10 * p:10 * (p + 1)]) == list(range(10))
+    assert rows == [i for batch in PassBatches(10, 3, 4, seed=1) for i in batch]
+    sampler.set_epoch(1)
+    assert rows != [i for batch in sampler for i in batch]
+
+
 def test_a_class_of_one_gets_negatives_only():
     labels = np.array([0, 1, 1, 1, 2, 2])
     a, b, t = sample_pairs(labels, 100, seed=0)
@@ -96,7 +125,8 @@ def test_fewshot_trains_reloads_and_pulls_classes_together(tiny_bert_std, tmp_pa
     metrics = run.metrics
     assert metrics["strategy"] == "fewshot"
     costs = metrics["costs"]
-    assert costs["pairs"] == 400 and costs["positive_pairs"] == 200 and costs["pair_steps"] == 25
+    # 400 pairs' worth of texts (800) in passes over the 16 examples, 32 a batch: 25 steps of 496 pairs each
+    assert costs["pair_passes"] == 50 and costs["pair_steps"] == 25 and costs["pairs"] == 25 * 496
     assert costs["trainable_params"] == costs["pair_trainable_params"] + costs["head_trainable_params"]
     assert costs["head_trainable_params"] == 32 * 2 + 2
     assert costs["pair_loss_curve"] and costs["pair_seconds"] > 0
@@ -141,6 +171,19 @@ def test_the_head_is_solved_on_unit_vectors_at_one_strength_when_validation_is_t
     # and the loop-trained head is still there when asked for
     sgd = enctune.train(data=str(data), out=str(tmp_path / "s"), model=str(tiny_bert_std), head_solver="sgd", **FAST)
     assert all("l2" not in h for h in sgd.metrics["history"]) and len(sgd.metrics["history"]) > 1
+
+
+def test_pairs_drawn_apart_pull_classes_together(tiny_bert_std, tmp_path):
+    d = tmp_path / "data"
+    write_jsonl(d / "train.jsonl", make_rows(16, seed=1))
+    write_jsonl(d / "validation.jsonl", make_rows(40, seed=2))
+    run = enctune.train(data=str(d), out=str(tmp_path / "run"), model=str(tiny_bert_std), fewshot_loss="pairs",
+                        **FAST)
+    costs = run.metrics["costs"]
+    assert costs["pairs"] == 400 and costs["positive_pairs"] == 200 and costs["pair_steps"] == 25
+    rows = make_rows(40, seed=5)
+    before = _separation(Encoder.load(str(tiny_bert_std)), rows)
+    assert _separation(enctune.load(tmp_path / "run").encoder, rows) > before + 0.05
 
 
 def test_same_seed_same_run(tiny_bert_std, tmp_path):

@@ -64,6 +64,20 @@ class ShuffledBatches(Sampler[list[int]]):
         return (self.n + self.batch_size - 1) // self.batch_size
 
 
+class PassBatches(ShuffledBatches):
+    """``passes`` shuffled passes over n rows, laid end to end and cut into batches: a row comes back only in
+    the next pass, so a batch repeats a row only where two passes meet. Fixed by (seed, epoch)."""
+
+    def __init__(self, n: int, passes: int, batch_size: int, seed: int):
+        super().__init__(n * passes, batch_size, seed)
+        self.rows, self.passes = n, passes
+
+    def __iter__(self):
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = np.concatenate([rng.permutation(self.rows) for _ in range(self.passes)])
+        return iter([order[i:i + self.batch_size].tolist() for i in range(0, self.n, self.batch_size)])
+
+
 def split_by_tokens(batch: dict, max_tokens: int | None) -> list[dict]:
     """A collated batch cut into row slices of at most ``max_tokens`` padded tokens each.
 
