@@ -25,10 +25,10 @@ both through the one training loop:
      and pairs of classes, no pair repeated before every one was drawn; B encoded texts
      give B/2 pairs.
 
-   Both encode the same number of texts. On the few-shot suite (8 a class, seeds 0-2,
-   BENCHMARKS.md) ``batch`` was ahead in 11 of 12 runs: +0.5 points on SST-2, +0.9 AG News,
-   +5.1 TREC, +2.2 financial_phrasebank, in 1.1-1.4x the time (a batch of single texts
-   pads to its longest; a pair batch pads each side apart).
+   Both encode the same number of texts. On the few-shot suite (8 a class, seeds 0-4,
+   BENCHMARKS.md "round two") ``batch`` was ahead in 17 of 20 paired runs: +0.4 points on
+   SST-2, +0.6 AG News, +5.2 TREC, +1.5 financial_phrasebank, in 1.1-1.2x the time (a batch
+   of single texts pads to its longest; a pair batch pads each side apart).
 
    How much: ``--fewshot-pairs`` pairs' worth of texts (2 each), else enough to draw every
    distinct pair once (``pair_count``: N^2 (1 - 1/C) for N examples over C balanced
@@ -87,7 +87,7 @@ from .registry import register
 
 PAIRS_PER_EXAMPLE = 20
 MIN_PAIRS = 200
-MAX_PAIRS = 8000  # ~7 minutes of pair tuning for the default encoder on this project's 2-core CPU
+MAX_PAIRS = 8000  # GoEmotions at 8 a class (28 classes) reaches it: a 350 s run on a 2-core AMD EPYC, fp32
 ENUMERATE_MAX = 200_000  # candidate pairs per group listed outright; above, pairs are drawn at random
 EVAL_ROWS = 2000  # validation rows the centroid score reads at most (a seeded subset beyond)
 # Pairs train at this share of full fine-tuning's rate per token: their batches are not length-bucketed, so
