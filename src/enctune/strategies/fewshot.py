@@ -275,13 +275,15 @@ class FewshotStrategy(Strategy):
             model, loss = TaskModel(enc, torch.nn.Identity()), batch_pair_loss
             passes = max(1, round(2 * n_pairs / len(y)))
             labels = torch.from_numpy(y)
-            a, t = np.zeros(0), np.zeros(0)
-            batch_pairs = sum(len(x) * (len(x) - 1) // 2 for x in PassBatches(len(y), passes, 2 * batch_size, 0))
 
             def collate(idx):
                 return {**enc.collate(tokens, np.asarray(idx)), "labels": labels[torch.as_tensor(idx)]}
 
             sampler = PassBatches(len(y), passes, 2 * batch_size, cfg.seed)
+            full, rest = divmod(sampler.n, sampler.batch_size)
+            drawn = {"pairs": full * sampler.batch_size * (sampler.batch_size - 1) // 2 + rest * (rest - 1) // 2,
+                     "pair_passes": passes}
+            what = f"{passes} passes, every pair of each batch"
         else:
             a, b, t = sample_pairs(y, n_pairs, cfg.seed)
             target = torch.from_numpy(t)
@@ -294,6 +296,7 @@ class FewshotStrategy(Strategy):
                 return {**enc.collate(tokens, a[idx]), **second, "labels": target[idx]}
 
             sampler = ShuffledBatches(len(a), batch_size, cfg.seed)
+            drawn, what = {"pairs": len(a), "positive_pairs": int(t.sum())}, f"{len(a)} pairs"
         trainable, _ = count_params(model)
         loader = DataLoader(range(sampler.n), batch_sampler=sampler, collate_fn=collate)
         val_tokens, val_y = ctx.tokens["validation"], ctx.targets["validation"].numpy()
@@ -310,7 +313,6 @@ class FewshotStrategy(Strategy):
         start = {k: v.detach().clone() for k, v in model.named_parameters() if v.requires_grad}
         t_start = time.perf_counter() - t0
         # A second text per row: the loop's per-pass token cap would cut it by the first text's mask.
-        what = f"{passes} passes, every pair of each batch" if whole_batch else f"{len(a)} pairs"
         loop_cfg = ctx.loop_config(epochs, lr, f"{self.description} ({what})", max_tokens_per_batch=None,
                                    whole_batch_loss=whole_batch)
         result = fit(model, loader, loss, evaluate, loop_cfg)
@@ -326,8 +328,7 @@ class FewshotStrategy(Strategy):
             p.requires_grad_(False)
         enc.eval()
         step = max(1, len(result.losses) // 20)
-        costs = {"pairs": int(batch_pairs if whole_batch else len(a)), "pair_steps": result.steps,
-                 **({"pair_passes": passes} if whole_batch else {"positive_pairs": int(t.sum())}),
+        costs = {**drawn, "pair_steps": result.steps,
                  "pair_seconds": round(result.seconds, 2), "pair_trainable_params": trainable,
                  "pair_lr": lr, "pair_batch_size": batch_size, "pair_epochs": epochs,
                  "centroid_accuracy_before": round(start_score, 6),
