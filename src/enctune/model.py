@@ -57,13 +57,14 @@ def pair_loss(cos: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def batch_pair_loss(u: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """``pair_loss`` over every pair of a batch: u (B, H) pooled vectors, labels (B,) class ids. The B (B-1) / 2
     pairs i < j put cos(u_i, u_j) at 1 (same label) or 0 (different); positives and negatives weigh half each
-    (a batch of many classes holds far more negatives). A batch without a positive pair is all negatives."""
+    (a batch of many classes holds far more negatives). A batch without a positive pair is all negatives; a
+    batch of one text (a pass's last row, or a process's share) has no pair and a loss of 0."""
     z = torch.nn.functional.normalize(u.float(), dim=-1)
     cos = z @ z.T
     upper = torch.ones_like(cos, dtype=torch.bool).triu(1)
     same = labels[:, None] == labels[None, :]
     parts = [sq.mean() for sq in ((cos[same & upper] - 1) ** 2, cos[~same & upper] ** 2) if sq.numel()]
-    return sum(parts) / len(parts)
+    return sum(parts) / len(parts) if parts else cos.sum() * 0.0
 
 
 class HeadModel(nn.Module):

@@ -80,6 +80,11 @@ def test_batch_pair_loss_scores_every_pair_of_the_batch():
     assert batch_pair_loss(torch.tensor([e0, e1]), torch.tensor([3, 3])).item() == pytest.approx(1.0)
     # the positive (0, 1) is right, both negatives at cos 1: the negatives' mean (1) weighs half
     assert batch_pair_loss(torch.tensor([e0, e0, e0]), torch.tensor([0, 0, 1])).item() == pytest.approx(0.5)
+    # one text has no pair: 0, and still a tensor the step can back-propagate
+    alone = torch.tensor([e0], requires_grad=True)
+    loss = batch_pair_loss(alone, torch.tensor([0]))
+    loss.backward()
+    assert loss.item() == 0.0 and alone.grad is not None
     # scale does not matter: cosines
     assert batch_pair_loss(torch.tensor([[3.0, 0.0], [0.0, 0.5]]), torch.tensor([0, 1])).item() == 0.0
 

@@ -185,9 +185,9 @@ def solve_head(ctx: RunContext, features: dict[str, np.ndarray], unit: bool = Fa
     ``strength * ||W||^2`` on the weight matrices, added to the task's mean loss), L-BFGS to convergence,
     each solve starting from the previous one; the strength with the best validation score is kept. When
     the validation split is too small to rank with (a few rows carved from a few dozen), ``UNRANKED_L2``
-    alone is solved; ``--head-l2`` solves the strength it gives and no other. With ``unit`` (fewshot's head) and where the task allows, the head reads unit-length
-    vectors (``heads.UnitNorm``): logistic regression on the directions a sentence encoder was trained to
-    compare. The probe's own head keeps raw vectors until its runs on larger data are measured with them.
+    alone is solved; ``--head-l2`` solves the strength it gives and no other. With ``unit`` (fewshot's head)
+    and where the task allows, the head reads unit-length vectors (``heads.UnitNorm``): logistic regression on
+    the directions a sentence encoder was trained to compare. The probe's own head keeps raw vectors until its runs on larger data are measured with them.
 
     A linear head on fixed features is a convex problem (logistic, softmax or squared loss): it has one
     answer per strength, which full-batch L-BFGS finds in a few hundred cheap steps, with no learning rate,
@@ -203,9 +203,9 @@ def solve_head(ctx: RunContext, features: dict[str, np.ndarray], unit: bool = Fa
     head, _ = ctx.build_head(unit=unit)
     x, y = torch.from_numpy(features["train"]), ctx.targets["train"]
     val_x = features["validation"]
+    fixed = getattr(ctx.cfg, "head_l2", None)
     # too small a validation to rank: one strength, 3e-3 on unit vectors, the path's strongest on raw ones (on raw
     # vectors, bench.head_l2: 0.1 was best or within a point of the best on all five data sets)
-    fixed = getattr(ctx.cfg, "head_l2", None)
     path = (fixed,) if fixed else L2_PATH if ctx.keep_best() else ((UNRANKED_L2,) if unit else L2_PATH[:1])
     result = LoopResult()
     t0 = time.perf_counter()

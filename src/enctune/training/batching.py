@@ -56,8 +56,11 @@ class ShuffledBatches(Sampler[list[int]]):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def order(self, rng: np.random.Generator) -> np.ndarray:
+        return rng.permutation(self.n)
+
     def __iter__(self):
-        order = np.random.default_rng([self.seed, self.epoch]).permutation(self.n)
+        order = self.order(np.random.default_rng([self.seed, self.epoch]))
         return iter([order[i:i + self.batch_size].tolist() for i in range(0, self.n, self.batch_size)])
 
     def __len__(self) -> int:
@@ -72,10 +75,8 @@ class PassBatches(ShuffledBatches):
         super().__init__(n * passes, batch_size, seed)
         self.rows, self.passes = n, passes
 
-    def __iter__(self):
-        rng = np.random.default_rng([self.seed, self.epoch])
-        order = np.concatenate([rng.permutation(self.rows) for _ in range(self.passes)])
-        return iter([order[i:i + self.batch_size].tolist() for i in range(0, self.n, self.batch_size)])
+    def order(self, rng: np.random.Generator) -> np.ndarray:
+        return np.concatenate([rng.permutation(self.rows) for _ in range(self.passes)])
 
 
 def split_by_tokens(batch: dict, max_tokens: int | None) -> list[dict]:
