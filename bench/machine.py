@@ -45,6 +45,13 @@ def cpu_flags() -> set[str]:
     return set((_cpuinfo_field("flags") or "").split())
 
 
+def cpu_kind() -> str:
+    """The CPU's fast-path family, as benchmark tables name it: AMX, AVX-512 BF16, AVX-512 or AVX2."""
+    flags = cpu_flags()
+    return "AMX" if "amx_bf16" in flags else "AVX-512 BF16" if "avx512_bf16" in flags else (
+        "AVX-512" if "avx512f" in flags else "AVX2")
+
+
 def has_native_bf16() -> bool:
     """True where bf16 matrix products run in hardware (AVX-512 BF16 or AMX) rather than emulated."""
     return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})

@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--out", default=None, help="write the results as JSON here")
     args = ap.parse_args(argv)
-    from .machine import cpu_flags, cpu_model
+    from .machine import cpu_kind, cpu_model
     from .measure import write_json
 
     runs = []
@@ -67,9 +67,7 @@ def main(argv=None) -> int:
         for rep in range(args.reps):
             runs.append(run_once(args, Path(tmp) / f"run{rep}"))
             print(f"rep {rep}: {runs[-1]['process_wall']:.1f} s", file=sys.stderr)
-    flags = cpu_flags()
-    kind = "AMX" if "amx_bf16" in flags else "AVX-512 BF16" if "avx512_bf16" in flags else (
-        "AVX-512" if "avx512f" in flags else "AVX2")
+    kind = cpu_kind()
     print(table(runs))
     print(f"\n{cpu_model()} ({kind}), {os.cpu_count()} cores; enctune train --data {args.data} --strategy "
           f"{args.strategy} --epochs {args.epochs}; test {runs[0]['primary_metric']}: "

@@ -66,7 +66,7 @@ def run_metrics(splits: Splits, prepared: dict, choice: Choice, adapted: Adapted
             "train_examples_seen": loop.examples, "tokens_seen": loop.tokens, "steps": loop.steps,
             "epochs_run": loop.epochs_run, "stopped_early": loop.stopped_early,
             "peak_rss_mb": round(peak_rss_mb(), 1), "threads": torch.get_num_threads(),
-            "resumed_at_step": loop.resumed_at_step,
+            "resumed_at_step": loop.resumed_at_step, "loop_started_at": loop.started_at and round(loop.started_at, 2),
             "truncated_texts": {k: p.tokens.truncated for k, p in prepared.items()}, **adapted.result.costs,
         },
         "data": {

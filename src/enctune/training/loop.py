@@ -31,6 +31,7 @@ from torch import nn
 
 from .. import distributed, progress
 from ..errors import UserError
+from ..phases import process_age
 from ..precision import autocast
 from ..speed.bf16 import embeddings_in_autocast_dtype
 from ..speed.clip import gradient_clipper
@@ -80,6 +81,7 @@ class LoopResult:
     stopped_early: bool = False
     resumed_at_step: int | None = None
     out_of_time: bool = False  # stopped at the deadline
+    started_at: float | None = None  # the process's age (s) when the loop began: what a user waited for step 1
 
 
 @dataclass
@@ -196,6 +198,7 @@ def _start(model, loader, loss_fn, evaluate, cfg: LoopConfig, checkpoints) -> _T
         t.result = LoopResult(**{**saved["result"], "resumed_at_step": saved["result"]["steps"],
                                  "tokens": saved["result"]["tokens"] if accelerator.process_index == 0 else 0})
     t.t0 = time.perf_counter() - t.result.seconds
+    t.result.started_at = process_age()
     return t
 
 
@@ -246,6 +249,7 @@ def _evaluate(t: _Training, epoch_float: float) -> bool:
     cfg, result, pos = t.cfg, t.result, t.pos
     if not (result.history and result.history[-1]["step"] == result.steps):
         t_eval = time.perf_counter()
+        trained = t_eval - t.t0 - result.eval_seconds  # the loop's time so far, evaluations apart
         t.model.eval()
         with torch.inference_mode(), autocast(t.accelerator.device.type, cfg.precision):
             score, metrics = t.evaluate(t.unwrapped)
@@ -253,7 +257,8 @@ def _evaluate(t: _Training, epoch_float: float) -> bool:
         result.eval_seconds += time.perf_counter() - t_eval
         result.history.append({"step": result.steps, "epoch": round(epoch_float, 3),
                                "lr": t.scheduler.get_last_lr()[0], "score": score, **metrics,
-                               "train_loss": round(t.running, 6) if t.running is not None else None})
+                               "train_loss": round(t.running, 6) if t.running is not None else None,
+                               "train_seconds": round(trained, 3)})
         if cfg.log is not None:
             cfg.log(cfg.description, {f"validation_{k}": v for k, v in metrics.items()}, result.steps)
         if score > result.best_score:
