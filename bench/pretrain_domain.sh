@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Continued pre-training on a domain's unlabelled text, then full fine-tuning on K labelled examples a class, against
-# fine-tuning the untouched encoder on the same examples, as BENCHMARKS.md "Continued pre-training" reports:
-#     bash bench/pretrain_domain.sh [DATA_ROOT] [DATASET] [SEEDS] [PER_CLASS] [OBJECTIVES]
-# e.g. bash bench/pretrain_domain.sh ../shared/data financial_phrasebank "0 1 2" 32 "tsdae mlm"
+# Continued pre-training on a domain's unlabelled text, then fine-tuning on K labelled examples a class (each of
+# STRATEGIES, full by default), against fine-tuning the untouched encoder on the same examples, as BENCHMARKS.md
+# "Continued pre-training" reports:
+#     bash bench/pretrain_domain.sh [DATA_ROOT] [DATASET] [SEEDS] [PER_CLASS] [OBJECTIVES] [STRATEGIES]
+# e.g. bash bench/pretrain_domain.sh ../shared/data financial_phrasebank "0 1 2" 32 "tsdae mlm" "full fewshot auto"
 # The pre-training text is every split's texts (labels dropped); samples are drawn with Python's random.seed(seed)
 # per class from train.jsonl; the whole test split is scored; no validation file (the run carves its own).
 # Prints one line per pre-training (objective, seconds, held-out loss before -> after), then one per
-# seed and encoder: data seed encoder test-accuracy seconds.
+# seed, encoder and strategy: data seed encoder strategy test-accuracy seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=${1:-../shared/data}; DS=${2:-financial_phrasebank}; SEEDS=${3:-"0 1 2"}; K=${4:-32}; OBJS=${5:-"tsdae mlm"}
+STRATEGIES=${6:-full}
 PY=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
 export HF_HUB_OFFLINE=1
 WORK=${WORK:-$(mktemp -d)}
@@ -29,11 +31,14 @@ for seed in $SEEDS; do
   "$PY" -m bench.data "$ROOT/$DS" "$d" --per-class "$K" --seed "$seed" >/dev/null
   for enc in $ENCODERS; do
     name=$(basename "$enc")
-    s0=$(date +%s.%N)
-    "$PY" -m enctune train --data "$d" --model "$enc" --out "$d/run-$name" --strategy full --seed "$seed" \
-      --overwrite --quiet >/dev/null 2>&1
-    s1=$(date +%s.%N)
-    "$PY" -c "import json,sys; m=json.load(open(sys.argv[1])); print(sys.argv[2], sys.argv[3], sys.argv[4], round(m['test']['accuracy'], 4), round(float(sys.argv[6]) - float(sys.argv[5]), 1))" \
-      "$d/run-$name/metrics.json" "$DS" "$seed" "$name" "$s0" "$s1"
+    for strategy in $STRATEGIES; do
+      run=$d/run-$name-$strategy
+      s0=$(date +%s.%N)
+      "$PY" -m enctune train --data "$d" --model "$enc" --out "$run" --strategy "$strategy" --seed "$seed" \
+        --overwrite --quiet >/dev/null 2>&1
+      s1=$(date +%s.%N)
+      "$PY" -c "import json,sys; m=json.load(open(sys.argv[1])); print(*sys.argv[2:6], m['strategy'], round(m['test']['accuracy'], 4), round(float(sys.argv[7]) - float(sys.argv[6]), 1))" \
+        "$run/metrics.json" "$DS" "$seed" "$name" "$strategy" "$s0" "$s1"
+    done
   done
 done
