@@ -15,7 +15,7 @@ For each dataset (``name:epochs``), in fresh processes, interleaved (Trainer, th
 Both train on the whole train split (no carved validation) for the same epochs; K is the steps of an epoch at
 batch 32 over ``--evals``. Each curve point is (seconds, test accuracy), where seconds = the process's age when
 the training loop began (start-up, imports, reading, tokenizing, loading: what a user waits for step 1) +
-the loop's own seconds before the point, the scoring passes excluded. The target is the Trainer's final test
+the loop's own seconds before the point (``costs.history_seconds``), the scoring passes excluded. The target is the Trainer's final test
 accuracy; each tool's time to target is the first point at or above it. The table names the CPU.
 """
 
@@ -134,8 +134,8 @@ def run_enctune(data: Path, epochs: int, every: int, extra: list[str], out: Path
     return {"started_at": started, "process_wall": round(wall, 2), "command": " ".join(cmd[2:]),
             "epochs": epochs, "train_examples": m["data"]["sizes"]["train"],
             "scoring_seconds": m["costs"]["eval_seconds"],
-            "curve": [{"step": h["step"], "seconds": round(started + h["train_seconds"], 2),
-                       "accuracy": round(h["accuracy"], 4)} for h in m["history"]]}
+            "curve": [{"step": h["step"], "seconds": round(started + seconds, 2), "accuracy": round(h["accuracy"], 4)}
+                      for h, seconds in zip(m["history"], m["costs"]["history_seconds"], strict=True)]}
 
 
 # -------------------------------------------------------------------------------------------------------- table

@@ -67,6 +67,7 @@ def run_metrics(splits: Splits, prepared: dict, choice: Choice, adapted: Adapted
             "epochs_run": loop.epochs_run, "stopped_early": loop.stopped_early,
             "peak_rss_mb": round(peak_rss_mb(), 1), "threads": torch.get_num_threads(),
             "resumed_at_step": loop.resumed_at_step, "loop_started_at": loop.started_at and round(loop.started_at, 2),
+            **({"history_seconds": loop.history_seconds} if len(loop.history_seconds) == len(loop.history) else {}),
             "truncated_texts": {k: p.tokens.truncated for k, p in prepared.items()}, **adapted.result.costs,
         },
         "data": {

@@ -82,6 +82,9 @@ class LoopResult:
     resumed_at_step: int | None = None
     out_of_time: bool = False  # stopped at the deadline
     started_at: float | None = None  # the process's age (s) when the loop began: what a user waited for step 1
+    # the loop's seconds before each evaluation of ``history``, evaluations apart (a time-to-accuracy curve); kept
+    # beside the history, which stays the same for the same seed
+    history_seconds: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -257,8 +260,8 @@ def _evaluate(t: _Training, epoch_float: float) -> bool:
         result.eval_seconds += time.perf_counter() - t_eval
         result.history.append({"step": result.steps, "epoch": round(epoch_float, 3),
                                "lr": t.scheduler.get_last_lr()[0], "score": score, **metrics,
-                               "train_loss": round(t.running, 6) if t.running is not None else None,
-                               "train_seconds": round(trained, 3)})
+                               "train_loss": round(t.running, 6) if t.running is not None else None})
+        result.history_seconds.append(round(trained, 3))
         if cfg.log is not None:
             cfg.log(cfg.description, {f"validation_{k}": v for k, v in metrics.items()}, result.steps)
         if score > result.best_score:
