@@ -14,9 +14,10 @@ For each dataset (``name:epochs``), in fresh processes, interleaved (Trainer, th
 
 Both train on the whole train split (no carved validation) for the same epochs; K is the steps of an epoch at
 batch 32 over ``--evals``. Each curve point is (seconds, test accuracy), where seconds = the process's age when
-the training loop began (start-up, imports, reading, tokenizing, loading: what a user waits for step 1) +
-the loop's own seconds before the point (``costs.history_seconds``), the scoring passes excluded. The target is the Trainer's final test
-accuracy; each tool's time to target is the first point at or above it. The table names the CPU.
+the training loop began (start-up, imports, reading, tokenizing, loading: what a user waits for step 1) + the
+loop's own seconds before the point (enctune: ``costs.history_seconds``), the scoring passes excluded. The
+target is the Trainer's final test accuracy; each tool's time to target is the first point at or above it. The
+table names the CPU.
 """
 
 from __future__ import annotations
