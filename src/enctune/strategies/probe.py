@@ -187,7 +187,8 @@ def solve_head(ctx: RunContext, features: dict[str, np.ndarray], unit: bool = Fa
     the validation split is too small to rank with (a few rows carved from a few dozen), ``UNRANKED_L2``
     alone is solved; ``--head-l2`` solves the strength it gives and no other. With ``unit`` (fewshot's head)
     and where the task allows, the head reads unit-length vectors (``heads.UnitNorm``): logistic regression on
-    the directions a sentence encoder was trained to compare. The probe's own head keeps raw vectors until its runs on larger data are measured with them.
+    the directions a sentence encoder was trained to compare. The probe's own head keeps raw vectors until its
+    runs on larger data are measured with them.
 
     A linear head on fixed features is a convex problem (logistic, softmax or squared loss): it has one
     answer per strength, which full-batch L-BFGS finds in a few hundred cheap steps, with no learning rate,
